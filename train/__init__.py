@@ -1,0 +1,1 @@
+"""Fine-tuning (arner.train): see issue 3."""
