@@ -75,6 +75,10 @@ def test_proclitic_warning_only_at_word_start():
     text = "وويتكوف"
     assert proclitic_warning(text, Span(0, 7, "ACTOR", text))
     assert proclitic_warning(text, Span(1, 7, "ACTOR", "ويتكوف")) is None
+    # with the document's words, only a stripped form that exists elsewhere warns
+    assert proclitic_warning(text, Span(0, 7, "ACTOR", text), {"وويتكوف"}) is None
+    assert proclitic_warning(text, Span(0, 7, "ACTOR", text), {"ويتكوف"})
+    assert proclitic_warning("واشنطن", Span(0, 6, "ACTOR", "واشنطن"), {"واشنطن"}) is None
 
 
 def test_strip_proclitics_uses_known_surfaces():

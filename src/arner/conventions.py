@@ -164,12 +164,23 @@ def span_problems(text: str, span: Span) -> list[str]:
     return problems
 
 
-def proclitic_warning(text: str, span: Span) -> str | None:
-    """A warning when a span begins, at a word start, with a letter that may be a proclitic."""
-    if 0 <= span.start < len(text) and text[span.start] in PROCLITICS:
-        if span.start == 0 or not is_word_char(text[span.start - 1]):
-            return f"span {span.text!r} starts with {text[span.start]!r}, which may be a proclitic to leave outside"
-    return None
+def proclitic_warning(text: str, span: Span, vocabulary: set[str] | None = None) -> str | None:
+    """A warning when a span begins, at a word start, with what looks like an attached proclitic.
+
+    Many names begin with و ف ب ل ك (`واشنطن`, `بوتين`), so with a `vocabulary` (the words of
+    the document) it warns only when the first word minus its leading proclitics is itself a word
+    there (`وويتكوف` next to `ويتكوف`).
+    """
+    if not (0 <= span.start < len(text)) or text[span.start] not in PROCLITICS:
+        return None
+    if span.start > 0 and is_word_char(text[span.start - 1]):
+        return None
+    first = words(text[span.start : span.end])[0].text if words(text[span.start : span.end]) else ""
+    if vocabulary is not None:
+        stripped = [first[k:] for k in range(1, 3) if len(first) > k + 1 and all(c in PROCLITICS for c in first[:k])]
+        if not any(rest in vocabulary for rest in stripped):
+            return None
+    return f"span {span.text!r} starts with {text[span.start]!r}, which may be a proclitic to leave outside"
 
 
 def overlaps(spans: Sequence[Span]) -> list[tuple[Span, Span]]:

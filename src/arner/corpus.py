@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arner import atomic
-from arner.conventions import Span, overlaps, proclitic_warning, span_problems
+from arner.conventions import Span, overlaps, proclitic_warning, span_problems, words
 
 DEFAULT_ROOT = Path("annotations")
 
@@ -105,12 +105,13 @@ def _parse_span(obj: object) -> tuple[Span | None, str | None]:
 def check_document_spans(path: str, text: str, spans: list[Span], lines: list[int | None]) -> list[Problem]:
     """Problems of one document's spans: each span's own, then order and overlaps."""
     problems = []
+    vocabulary = {w.text for w in words(text)}
     for i, span in enumerate(spans):
         label = f"span {i} [{span.start}:{span.end} {span.label} {span.text!r}]"
-        for message in span_problems(text, span):
-            problems.append(Problem(path, f"{label}: {message}", lines[i]))
-        warning = proclitic_warning(text, span)
-        if warning and not problems:
+        errors = span_problems(text, span)
+        problems += [Problem(path, f"{label}: {message}", lines[i]) for message in errors]
+        warning = None if errors else proclitic_warning(text, span, vocabulary)
+        if warning:
             problems.append(Problem(path, f"{label}: {warning}", lines[i], "warning"))
     for i in range(1, len(spans)):
         if spans[i].start < spans[i - 1].start:
