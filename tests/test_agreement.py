@@ -1,7 +1,6 @@
 """Agreement figures on hand-computed cases, and the locator that turns mention lists into spans."""
 
 import pytest
-from conftest import ANNOTATIONS
 from typer.testing import CliRunner
 
 from arner import corpus
@@ -10,6 +9,8 @@ from arner.cli import app
 from arner.conventions import Span
 from arner.corpus import AnnotationError, Document
 from arner.locate import Mention, locate, locate_folder
+
+from conftest import ANNOTATIONS
 
 runner = CliRunner()
 TEXT = "قال بوتين إن روسيا وأوكرانيا تحدثتا في جنيف أمس"

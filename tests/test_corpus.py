@@ -3,11 +3,12 @@
 import json
 
 import pytest
-from conftest import ANNOTATIONS, SHARED, TEXT, span, write_folder
 from typer.testing import CliRunner
 
 from arner import atomic, corpus
 from arner.cli import app
+
+from conftest import ANNOTATIONS, SHARED, TEXT, span, write_folder
 
 runner = CliRunner()
 

@@ -3,12 +3,13 @@
 import json
 
 import pytest
-from conftest import ANNOTATIONS, TEXT, write_folder
 from typer.testing import CliRunner
 
 from arner import corpus
 from arner.cli import app
 from arner.formats import EXPORTERS, IMPORTERS
+
+from conftest import ANNOTATIONS, TEXT, write_folder
 
 runner = CliRunner()
 

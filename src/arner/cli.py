@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -135,6 +136,36 @@ def locate(
     except AnnotationError as e:
         fail(e)
     typer.echo(f"wrote {out / 'spans'} ({len(documents)} documents, {sum(len(d.spans) for d in documents)} spans)")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="Run config (YAML), e.g. configs/tiny.yaml.")],
+    output: Annotated[Optional[Path], typer.Option(help="Model folder to write (default runs/<config name>[-fold K]).")] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a config key: key=value (repeatable; dotted keys for sections).")
+    ] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Hold out article K (0-4) for leave-one-article-out; default trains on all.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last epoch checkpoint in OUTPUT.")] = False,
+) -> None:
+    """Fine-tune a token classifier on the annotations (CPU, one GPU, or several under `accelerate launch`)."""
+    from arner.train.config import ConfigError, load_config
+    from arner.train.run import train as run
+
+    try:
+        cfg = load_config(config, set_ or [])
+        out = output or Path("runs") / (config.stem + (f"-fold{fold}" if fold is not None else ""))
+        metrics = run(cfg, out, fold=fold, resume=resume, config_path=str(config))
+    except (ConfigError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except AnnotationError as e:
+        fail(e)
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps(metrics, indent=2))
+
+
+
 
 
 def main() -> None:

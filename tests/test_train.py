@@ -1,0 +1,124 @@
+"""End-to-end training on the tiny config (CPU): loss, outputs, determinism, resume, 2 processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from arner.conventions import LABELS
+from arner.train.config import load_config
+from arner.train.run import train
+
+from conftest import ANNOTATIONS, REPO
+
+pytestmark = pytest.mark.slow
+TINY = REPO / "configs" / "tiny.yaml"
+QUICK = ["epochs=12", "progress_bar=false", f"annotations={ANNOTATIONS}"]
+
+
+def rows(out, kind="epoch"):
+    return [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["type"] == kind]
+
+
+def cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "arner.cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=REPO
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "model"
+    metrics = train(load_config(TINY, QUICK + ["logging_steps=2"]), out, fold=3)
+    return out, metrics
+
+
+def test_loss_falls_and_logs_are_written(trained):
+    out, metrics = trained
+    epochs = rows(out)
+    assert len(epochs) == 12 and metrics["epochs_run"] == 12
+    assert epochs[-1]["loss"] < 0.7 * epochs[0]["loss"]
+    assert all({"loss", "learning_rate", "tokens_per_second", "heldout"} <= set(r) for r in epochs)
+    steps = rows(out, "step")
+    assert steps and all(r["step"] % 2 == 0 and r["tokens_per_second"] > 0 for r in steps)
+    assert 0 <= metrics["heldout"]["strict_f1"] <= 1
+
+
+def test_output_is_a_standard_model_folder(trained):
+    out, _ = trained
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["label2id"]) == {"O"} | {f"{p}-{lab}" for lab in LABELS for p in "BI"}
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    meta = json.loads((out / "arner.json").read_text())
+    assert meta["fold"] == 3 and meta["heldout_docs"] == ["003_53fd142aed23886e"]
+    assert "003_53fd142aed23886e" not in meta["train_docs"]
+    assert {"config", "data_fingerprint", "git_commit", "versions", "metrics"} <= set(meta)
+    assert meta["config"]["epochs"] == 12
+
+
+def test_output_loads_with_the_transformers_pipeline(trained):
+    from transformers import pipeline
+
+    out, _ = trained
+    tagger = pipeline("token-classification", model=str(out), aggregation_strategy="first")
+    text = (ANNOTATIONS / "articles" / "001_098cab9d7c7d513a.txt").read_text(encoding="utf-8")[:600]  # a training article
+    entities = tagger(text)
+    assert entities and all(text[e["start"] : e["end"]].strip() for e in entities)
+    assert {e["entity_group"] for e in entities} <= set(LABELS)
+
+
+def test_heldout_article_never_reaches_the_tokenizer(trained):
+    out, _ = trained
+    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    # 'سوناتا' (a name that appears only in article 003) is not a whole-word entry
+    assert "سوناتا" not in vocab and "كولتر" not in vocab
+    base = json.loads((out / "checkpoints" / "base-model" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert "ويتكوف" in base  # a name from the training articles is
+
+
+def test_same_seed_same_metrics(trained, tmp_path):
+    out, metrics = trained
+    again = train(load_config(TINY, QUICK + ["logging_steps=2"]), tmp_path / "again", fold=3)
+    assert again == metrics
+    assert [r["loss"] for r in rows(tmp_path / "again")] == [r["loss"] for r in rows(out)]
+
+
+def test_killed_mid_epoch_then_resumed_matches_uninterrupted(trained, tmp_path):
+    out, metrics = trained
+    args = ["train", "--config", str(TINY), "--output", str(tmp_path / "r"), "--fold", "3"] + [
+        a for s in QUICK + ["logging_steps=2"] for a in ("--set", s)
+    ]
+    crashed = cli(*args, env={"ARNER_CRASH_AT_STEP": "20"})  # epoch 7 of 12 (3 steps an epoch)
+    assert crashed.returncode == 137
+    assert [p.name for p in (tmp_path / "r" / "checkpoints").glob("epoch-*")] == ["epoch-6"]
+    assert not (tmp_path / "r" / "config.json").exists()
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout[resumed.stdout.index("{") :]) == metrics
+    a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "r" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["epoch"] for r in rows(tmp_path / "r")] == list(range(1, 13))
+
+
+def test_early_stopping_on_the_heldout_article(tmp_path):
+    metrics = train(load_config(TINY, ["epochs=30", "early_stopping_patience=1", "progress_bar=false"]), tmp_path / "es", fold=0)
+    assert metrics["epochs_run"] < 30
+    assert rows(tmp_path / "es")[-1].get("early_stop") is True
+
+
+def test_two_processes_under_accelerate_launch(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "arner.cli", "train", "--config", str(TINY), "--output", str(out)]
+    cmd += [a for s in ["epochs=2", "progress_bar=false"] for a in ("--set", s)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "model.safetensors").exists()
+    # each process saw half of the batches
+    n_windows_per_epoch = rows(out)[0]["step"]
+    single = train(load_config(TINY, ["epochs=1", "progress_bar=false"]), tmp_path / "single")
+    assert n_windows_per_epoch == pytest.approx(single["global_step"] / 2, abs=1)

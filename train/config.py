@@ -1,0 +1,171 @@
+"""Run configs: YAML files validated on load, with `--set key=value` overrides.
+
+Every key has a type and a default here; an unknown key, a wrong type or an impossible
+value is an error that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class TinyModel:
+    """Shape of the offline BERT built from scratch (`model: tiny`)."""
+
+    vocab_size: int = 3000
+    min_frequency: int = 1
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 256
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    model: str = "tiny"  # "tiny", a hub id, or a local Hugging Face directory
+    tiny: TinyModel = field(default_factory=TinyModel)
+    annotations: str = "annotations"
+    max_length: int = 256
+    stride: int = 32
+    label_all_subwords: bool = False
+    epochs: int = 10
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16; fp32 (no) on CPU
+    torch_compile: bool = False
+    group_by_length: bool = True
+    pad_to_multiple_of: int = 8
+    logging_steps: int = 10
+    early_stopping_patience: int = 0  # epochs without held-out improvement; 0 = off
+    load_best_model_at_end: bool = False  # True picks the epoch best on the held-out article (optimistic for CV)
+    keep_checkpoints: int = 1
+    trim_proclitics: bool = True
+    progress_bar: bool = True
+
+    def validate(self, where: str = "config") -> None:
+        checks = [
+            (self.max_length >= 16, "max_length", "must be >= 16"),
+            (0 <= self.stride < self.max_length // 2, "stride", "must be >= 0 and less than max_length / 2"),
+            (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1"),
+            (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
+            (self.mixed_precision in ("auto", "no", "fp16", "bf16"), "mixed_precision", "must be auto, no, fp16 or bf16"),
+            (self.pad_to_multiple_of >= 1, "pad_to_multiple_of", "must be >= 1"),
+            (self.logging_steps >= 1, "logging_steps", "must be >= 1"),
+            (self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
+            (
+                self.tiny.hidden_size % self.tiny.num_attention_heads == 0,
+                "tiny.hidden_size",
+                "must be divisible by tiny.num_attention_heads",
+            ),
+            (self.tiny.vocab_size >= 100, "tiny.vocab_size", "must be >= 100"),
+            (
+                self.tiny.max_position_embeddings >= self.max_length or self.model != "tiny",
+                "tiny.max_position_embeddings",
+                "must be >= max_length",
+            ),
+            (bool(self.model), "model", "must not be empty"),
+        ]
+        for ok, key, message in checks:
+            if not ok:
+                raise ConfigError(f"{where}: {key} {message} (got {_get(self, key)!r})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _coerce(value, typ, key: str, where: str):
+    """Check `value` against the field type (ints are accepted for floats)."""
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+        return _build(typ, value, where, prefix=f"{key}.")
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is float and isinstance(value, str):  # YAML 1.1 reads 2e-5 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        raise ConfigError(f"{where}: {key} must be {typ.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls, data: dict, where: str, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        typ = hints[name]
+        if isinstance(typ, types.UnionType):
+            typ = next(t for t in typing.get_args(typ) if t is not type(None))
+        kwargs[name] = _coerce(value, typ, prefix + name, where)
+    return cls(**kwargs)
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        data = data.setdefault(p, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"--set {dotted}: {p} is not a mapping")
+    data[leaf] = value
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML config (or the defaults when `path` is None) and apply `key=value` overrides."""
+    where = str(path) if path else "defaults"
+    data: dict = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: config file not found") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{where}: bad YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: the top level must be a mapping")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        _set(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    config = _build(TrainConfig, data, where)
+    config.validate(where)
+    return config
