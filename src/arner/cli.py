@@ -165,9 +165,6 @@ def train(
         typer.echo(json.dumps(metrics, indent=2))
 
 
-
-
-
 def main() -> None:
     try:
         app()
