@@ -42,3 +42,14 @@ def span(text: str, surface: str, label: str, nth: int = 0) -> dict:
 def good_folder(tmp_path: Path) -> Path:
     spans = [span(TEXT, "بوتين", "ACTOR"), span(TEXT, "ويتكوف", "ACTOR"), span(TEXT, "موسكو", "PLACE"), span(TEXT, "يوم الجمعة", "DATE")]
     return write_folder(tmp_path / "ann", {"doc1": (TEXT, spans)})
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny model trained on all five articles (a few seconds on CPU), shared by the session."""
+    from arner.train.config import load_config
+    from arner.train.run import train
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    train(load_config(REPO / "configs" / "tiny.yaml", ["epochs=20", "progress_bar=false", f"annotations={ANNOTATIONS}"]), out)
+    return out

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from arner import corpus
-from arner.alignment import best_window, encode_document, plan_windows
+from arner.alignment import Window, encode_document, plan_windows, window_owners
 from arner.conventions import TAG2ID, Span, words
 from arner.corpus import Document
 from arner.train.data import IGNORE, window_examples
@@ -39,7 +39,7 @@ def test_every_word_of_every_article_lands_in_a_window(tokenizer, max_length, st
         ws = words(d.text)
         enc = encode_document(tokenizer, d.text, ws, max_length, stride)
         assert all(t >= 0 for t in enc.word_first_token), d.doc
-        assert all(best_window(t, enc.windows) >= 0 for t in enc.word_first_token)
+        assert (window_owners(len(enc.input_ids), enc.windows) >= 0).all()
         assert all(len(w.input_ids) <= max_length for w in enc.windows)
         # the first subword of each word starts at the word (never inside another word)
         assert all(enc.offsets[t][0] <= w.start < enc.offsets[t][1] for t, w in zip(enc.word_first_token, ws))
@@ -77,3 +77,12 @@ def test_label_all_subwords_turns_b_into_i():
     assert labels[first_of_name] == TAG2ID["B-ACTOR"]
     assert all(lab == TAG2ID["I-ACTOR"] for lab in labels[first_of_name + 1 :])
     assert all(lab == TAG2ID["O"] for lab in labels[:first_of_name])
+
+
+def test_window_owner_is_the_window_where_the_token_is_furthest_from_an_edge():
+    windows = [Window(0, 10, [], 1), Window(6, 16, [], 1), Window(12, 20, [], 1)]
+    owners = window_owners(20, windows).tolist()
+    # token 7: margin 2 in window 0, 1 in window 1 -> 0; token 8: 1 vs 2 -> 1; token 14: 1 vs 2 -> 2
+    assert owners[:6] == [0] * 6 and owners[7] == 0 and owners[8] == 1 and owners[13] == 1 and owners[14] == 2
+    # ties go to the earlier window: token 13 has margin 2 in window 1 and 1 in window 2
+    assert owners[19] == 2

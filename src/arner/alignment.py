@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from arner.conventions import Word
 
 
@@ -31,17 +33,21 @@ class EncodedDocument:
 
 
 def first_tokens(offsets: Sequence[tuple[int, int]], words: Sequence[Word]) -> list[int]:
-    """For each word, the first token whose characters overlap it (-1 when no token does)."""
-    out = []
-    t = 0
-    for w in words:
-        while t < len(offsets) and offsets[t][1] <= w.start:
-            t += 1
-        k = t
-        while k < len(offsets) and offsets[k][0] < w.end and offsets[k][1] <= offsets[k][0]:
-            k += 1  # skip empty tokens
-        out.append(k if k < len(offsets) and offsets[k][0] < w.end and offsets[k][1] > w.start else -1)
-    return out
+    """For each word, the first non-empty token whose characters overlap it (-1 when none does)."""
+    if not words:
+        return []
+    if not offsets:
+        return [-1] * len(words)
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    keep = np.flatnonzero(spans[:, 1] > spans[:, 0])  # skip empty tokens
+    ends = spans[keep, 1]
+    w_start = np.fromiter((w.start for w in words), dtype=np.int64, count=len(words))
+    w_end = np.fromiter((w.end for w in words), dtype=np.int64, count=len(words))
+    k = np.searchsorted(ends, w_start, side="right")  # first kept token ending after the word starts
+    valid = k < len(keep)
+    idx = np.where(valid, keep[np.minimum(k, len(keep) - 1)], -1)
+    valid &= spans[np.maximum(idx, 0), 0] < w_end
+    return np.where(valid, idx, -1).tolist()
 
 
 def plan_windows(n_tokens: int, word_starts: Sequence[bool], size: int, stride: int) -> list[tuple[int, int]]:
@@ -81,28 +87,49 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
 
 def encode_document(tokenizer, text: str, words: Sequence[Word], max_length: int, stride: int) -> EncodedDocument:
     """Tokenize a whole document once, then cut it into windows of at most `max_length` tokens."""
+    return encode_documents(tokenizer, [text], [words], max_length, stride)[0]
+
+
+def encode_documents(
+    tokenizer, texts: Sequence[str], words: Sequence[Sequence[Word]], max_length: int, stride: int
+) -> list[EncodedDocument]:
+    """`encode_document` for many texts, tokenized in one (parallel) call."""
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: character offsets are needed")
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    ids, offsets = enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
-    firsts = first_tokens(offsets, words)
+    if not texts:
+        return []
+    batch = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    head, tail = special_tokens(tokenizer)
+    size = max_length - len(head) - len(tail)
+    return [
+        _windowed(ids, [tuple(o) for o in offsets], ws, head, tail, size, stride)
+        for ids, offsets, ws in zip(batch["input_ids"], batch["offset_mapping"], words)
+    ]
+
+
+def _windowed(ids, offsets, ws, head, tail, size, stride) -> EncodedDocument:
+    firsts = first_tokens(offsets, ws)
     starts = [False] * (len(ids) + 1)
     for t in firsts:
         if t >= 0:
             starts[t] = True
     starts[len(ids)] = True
-    head, tail = special_tokens(tokenizer)
-    size = max_length - len(head) - len(tail)
     windows = [Window(a, b, head + ids[a:b] + tail, len(head)) for a, b in plan_windows(len(ids), starts, size, stride)]
     return EncodedDocument(ids, offsets, firsts, windows)
 
 
-def best_window(token: int, windows: Sequence[Window]) -> int:
-    """The window in which `token` sits furthest from an edge (ties: the earlier window)."""
-    best, best_margin = -1, -1
+def window_owners(n_tokens: int, windows: Sequence[Window]) -> np.ndarray:
+    """For each token, the window in which it sits furthest from an edge (ties: the earlier window).
+
+    Vectorized over tokens; merging overlapping windows this way is deterministic and keeps
+    each prediction away from the truncated context at window edges.
+    """
+    owner = np.full(n_tokens, -1, dtype=np.int64)
+    margin = np.full(n_tokens, -1, dtype=np.int64)
     for i, w in enumerate(windows):
-        if w.start <= token < w.end:
-            margin = min(token - w.start, w.end - 1 - token)
-            if margin > best_margin:
-                best, best_margin = i, margin
-    return best
+        t = np.arange(w.start, w.end)
+        m = np.minimum(t - w.start, w.end - 1 - t)
+        better = m > margin[w.start : w.end]
+        owner[w.start : w.end][better] = i
+        margin[w.start : w.end][better] = m[better]
+    return owner

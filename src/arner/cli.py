@@ -165,6 +165,44 @@ def train(
         typer.echo(json.dumps(metrics, indent=2))
 
 
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="Model folder written by `arner train` (or any token classifier).")],
+    inputs: Annotated[
+        Optional[list[str]], typer.Argument(help="Text files (id = file name), .jsonl with {id, text} lines, or - for stdin.")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output file (a folder for brat); default stdout.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (predictions for `arner eval --pred`), conll, brat, labelstudio.")] = "jsonl",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 32,
+    stride: Annotated[int, typer.Option(help="Overlap in subwords between windows of long texts.")] = 64,
+) -> None:
+    """Tag texts: entities with character offsets into each text, as it was given."""
+    from arner.inference import ModelLoadError, Tagger
+    from arner.predict import FORMATS, read_inputs, render
+
+    if fmt not in FORMATS:
+        typer.echo(f"error: --format must be one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        docs = read_inputs(inputs or ["-"])
+        tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
+        text = render(fmt, docs, tagger.predict([t for _, t in docs]), out)
+    except AnnotationError as e:
+        fail(e)
+    except (ModelLoadError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if text is not None:
+        sys.stdout.write(text)
+
+
+from arner.eval.cli import cv_command, eval_command  # noqa: E402
+
+app.command("eval")(eval_command)
+app.command("cv")(cv_command)
+
+
 def main() -> None:
     try:
         app()

@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+import regex
+
 LABELS: tuple[str, ...] = ("ACTOR", "PLACE", "DATE")
 TAGS: tuple[str, ...] = ("O",) + tuple(f"{p}-{label}" for label in LABELS for p in ("B", "I"))
 TAG2ID: dict[str, int] = {tag: i for i, tag in enumerate(TAGS)}
@@ -42,9 +44,14 @@ class Word:
     text: str
 
 
+# Letters (L*), combining marks (M*) and digits (N*) make words. One pattern, from the `regex`
+# package (a transformers dependency), so every module splits words alike and fast.
+WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+_WORD_CHAR = regex.compile(r"[\p{L}\p{M}\p{N}]")
+
+
 def is_word_char(char: str) -> bool:
-    """Letters (L*), combining marks (M*) and digits (N*) make words."""
-    return unicodedata.category(char)[0] in "LMN"
+    return _WORD_CHAR.match(char) is not None
 
 
 def is_boundary_char(char: str) -> bool:
@@ -54,18 +61,7 @@ def is_boundary_char(char: str) -> bool:
 
 def words(text: str) -> list[Word]:
     """Split `text` into words; whitespace and punctuation belong to none."""
-    out: list[Word] = []
-    start = -1
-    for i, char in enumerate(text):
-        if is_word_char(char):
-            if start < 0:
-                start = i
-        elif start >= 0:
-            out.append(Word(start, i, text[start:i]))
-            start = -1
-    if start >= 0:
-        out.append(Word(start, len(text), text[start:]))
-    return out
+    return [Word(m.start(), m.end(), m.group()) for m in WORD.finditer(text)]
 
 
 def paragraphs(text: str) -> list[tuple[int, int]]:
@@ -74,7 +70,7 @@ def paragraphs(text: str) -> list[tuple[int, int]]:
     pos = 0
     for line in text.split("\n"):
         end = pos + len(line)
-        if any(is_word_char(c) for c in line):
+        if WORD.search(line):
             out.append((pos, end))
         pos = end + 1
     return out

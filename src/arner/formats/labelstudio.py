@@ -22,12 +22,18 @@ def result(span: Span, index: int) -> dict:
     }
 
 
-def tasks(documents: list[Document], key: str = "annotations") -> list[dict]:
-    """`key="predictions"` makes pre-annotations a person can correct."""
-    return [
-        {"id": n, "data": {"text": d.text, "doc": d.doc}, key: [{"result": [result(s, i) for i, s in enumerate(d.spans)]}]}
-        for n, d in enumerate(documents, 1)
-    ]
+def tasks(documents: list[Document], key: str = "annotations", scores: list[list] | None = None) -> list[dict]:
+    """`key="predictions"` makes pre-annotations a person can correct (with `scores`: entities with `.score`)."""
+    out = []
+    for n, d in enumerate(documents, 1):
+        item: dict = {"result": [result(s, i) for i, s in enumerate(d.spans)]}
+        if scores is not None and scores[n - 1]:
+            for r, e in zip(item["result"], scores[n - 1]):
+                r["score"] = e.score
+            item["score"] = sum(e.score for e in scores[n - 1]) / len(scores[n - 1])
+            item["model_version"] = "arner"
+        out.append({"id": n, "data": {"text": d.text, "doc": d.doc}, key: [item]})
+    return out
 
 
 def export(documents: list[Document], out: Path) -> None:

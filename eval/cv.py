@@ -1,0 +1,294 @@
+"""Leave-one-article-out cross-validation of the fine-tuned model and the two baselines.
+
+Fold K holds out `documents[K]` of `corpus.load(gold)` (sorted by doc id) and trains on the
+others. Each system predicts the held-out article of each fold; the five held-out prediction
+files are pooled into one predictions file, read back with the same checks as `arner eval`
+(`arner.predictions.read`) and scored once with the same code (`metrics.evaluate`): the pooled
+micro figures, with paragraph-bootstrap intervals. Each fold is also scored alone, for the
+per-fold mean and sample standard deviation (n - 1).
+
+Nothing in the outputs depends on the clock, so the same command on CPU gives the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arner import corpus, predictions
+from arner.conventions import LABELS
+from arner.corpus import Document
+from arner.eval.baselines import BASELINES
+from arner.eval.metrics import RESAMPLES, SEED, evaluate
+from arner.eval.report import dumps, write_evaluation
+
+SYSTEMS = ("bert", "memorization", "crf")
+FIGURES = ("word_micro_f1", "span_strict_micro_f1", "span_partial_micro_f1") + tuple(f"span_strict_{lab}_f1" for lab in LABELS)
+FIGURE_TITLES = {
+    "word_micro_f1": "word micro F1",
+    "span_strict_micro_f1": "span strict F1",
+    "span_partial_micro_f1": "span partial F1",
+    **{f"span_strict_{lab}_f1": f"{lab} strict F1" for lab in LABELS},
+}
+
+
+def figures(metrics: dict) -> dict[str, float]:
+    """The comparison figures of one evaluation."""
+    out = {
+        "word_micro_f1": metrics["word"]["micro"]["f1"],
+        "span_strict_micro_f1": metrics["span"]["strict"]["micro"]["f1"],
+        "span_partial_micro_f1": metrics["span"]["partial"]["micro"]["f1"],
+    }
+    for lab in LABELS:
+        out[f"span_strict_{lab}_f1"] = metrics["span"]["strict"]["per_label"][lab]["f1"]
+    return {k: float(v) for k, v in out.items()}
+
+
+@dataclass
+class SystemResult:
+    name: str
+    rows: list[tuple[str, list]]  # (doc, entities) per fold, entities with scores where the system gives them
+    metrics: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+    per_fold: list[dict] = field(default_factory=list)
+
+
+def baseline_predictions(name: str, documents: Sequence[Document], log: Callable[[str], None] = lambda _: None) -> list[tuple[str, list]]:
+    rows = []
+    for k, held in enumerate(documents):
+        model = BASELINES[name]().fit([d for i, d in enumerate(documents) if i != k])
+        (spans,) = model.predict([held.text])
+        log(f"{name} fold {k} ({held.doc}): {len(spans)} spans")
+        rows.append((held.doc, spans))
+    return rows
+
+
+def bert_overrides(config_path: Path, overrides: Sequence[str], gold: Path) -> list[str]:
+    """The trainer's overrides: the user's, plus `annotations=GOLD` when the config reads another folder.
+
+    Loading the config here also reports a bad config or override before any fold is trained.
+    """
+    from arner.train.config import load_config
+
+    config = load_config(config_path, overrides)
+    if Path(config.annotations).resolve() != Path(gold).resolve():
+        return [*overrides, f"annotations={gold}"]
+    return list(overrides)
+
+
+def check_heldout(model_dir: Path, doc: str) -> None:
+    """Refuse a fold model whose metadata (`arner.json`, when the trainer writes one) shows it saw the held-out article."""
+    meta_path = model_dir / "arner.json"
+    if not meta_path.is_file():
+        return
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    train_docs, heldout = meta.get("train_docs"), meta.get("heldout_docs")
+    if (train_docs is not None and doc in train_docs) or (heldout is not None and heldout != [doc]):
+        raise RuntimeError(f"{meta_path}: the fold model was trained on {train_docs} holding out {heldout}, not holding out {doc!r}")
+
+
+def bert_predictions(
+    config_path: Path,
+    overrides: Sequence[str],
+    documents: Sequence[Document],
+    work: Path,
+    resume: bool = False,
+    device: str = "auto",
+    batch_size: int = 16,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[tuple[str, list]]:
+    """Train on four articles and tag the fifth, for each fold (models kept under `work/fold-K`).
+
+    `overrides` must make the trainer read the same annotation folder as `documents` (see
+    `bert_overrides`): the trainer's fold K holds out its K-th document, which `check_heldout` verifies.
+    """
+    from arner.inference import Tagger
+    from arner.train.config import load_config
+    from arner.train.run import train
+
+    rows = []
+    for k, held in enumerate(documents):
+        config = load_config(config_path, overrides)
+        model_dir = work / f"fold-{k}"
+        log(f"bert fold {k}: training without {held.doc} -> {model_dir}")
+        train(config, model_dir, fold=k, resume=resume)
+        check_heldout(model_dir, held.doc)
+        tagger = Tagger.from_pretrained(model_dir, device=device, batch_size=batch_size)
+        (entities,) = tagger([held.text])
+        log(f"bert fold {k} ({held.doc}): {len(entities)} spans")
+        rows.append((held.doc, list(entities)))
+    return rows
+
+
+def score_system(
+    name: str, rows: list[tuple[str, list]], documents: Sequence[Document], scratch: Path, resamples: int, seed: int
+) -> SystemResult:
+    """Pool the held-out predictions into one file, read it back checked, and score it (pooled and per fold)."""
+    pooled = scratch / f"{name}.jsonl"
+    predictions.write(pooled, rows)
+    pred_docs = predictions.read(pooled, documents, missing="error")
+    result = SystemResult(name, rows)
+    result.metrics, result.errors = evaluate(documents, pred_docs, resamples, seed)
+    for k, (gold, pred) in enumerate(zip(documents, pred_docs)):
+        fold_metrics, _ = evaluate([gold], [pred], resamples=0)
+        result.per_fold.append({"fold": k, "doc": gold.doc, **figures(fold_metrics)})
+    return result
+
+
+def summary(result: SystemResult) -> dict:
+    intervals = result.metrics["bootstrap"]["intervals"]
+    pooled = {k: {"estimate": v, "low": intervals[k]["low"], "high": intervals[k]["high"]} for k, v in figures(result.metrics).items()}
+    folds = result.per_fold
+    return {
+        "pooled": pooled,
+        "per_fold": folds,
+        "mean": {k: statistics.fmean(f[k] for f in folds) for k in FIGURES},
+        "std": {k: statistics.stdev([f[k] for f in folds]) if len(folds) > 1 else 0.0 for k in FIGURES},
+    }
+
+
+def command_line(config: Path | None, out: Path, overrides: Sequence[str], systems: Sequence[str], resamples: int, seed: int) -> str:
+    parts = ["arner", "cv"]
+    if config is not None:
+        parts += ["--config", str(config)]
+    parts += ["--out", str(out)]
+    for o in overrides:
+        parts += ["--set", o]
+    if tuple(systems) != SYSTEMS:
+        parts += ["--systems", ",".join(systems)]
+    if resamples != RESAMPLES:
+        parts += ["--resamples", str(resamples)]
+    if seed != SEED:
+        parts += ["--seed", str(seed)]
+    return shlex.join(parts)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def markdown(summaries: dict[str, dict], documents: Sequence[Document], command: str, resamples: int, seed: int) -> str:
+    lines = [
+        "# Leave-one-article-out cross-validation",
+        "",
+        f"Produced by `{command}`.",
+        "",
+        f"Fold K trains on four articles and predicts the held-out article K; the {len(documents)} held-out prediction files "
+        "are pooled and scored once (pooled micro), with 95% intervals from resampling paragraphs "
+        f"({resamples} resamples, seed {seed}). Per-fold mean ± sample standard deviation below.",
+        "",
+        "| fold | held-out article | gold spans |",
+        "|---:|---|---:|",
+    ]
+    for k, d in enumerate(documents):
+        lines.append(f"| {k} | {d.doc} | {len(d.spans)} |")
+    lines += ["", "## Comparison (pooled over the five held-out articles)", ""]
+    lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
+    for name, s in summaries.items():
+        cells = [f"{_fmt(s['pooled'][f]['estimate'])} [{_fmt(s['pooled'][f]['low'])}, {_fmt(s['pooled'][f]['high'])}]" for f in FIGURES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Per-fold mean ± standard deviation:", ""]
+    lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | " + " | ".join(f"{_fmt(s['mean'][f])} ± {_fmt(s['std'][f])}" for f in FIGURES) + " |")
+    lines += ["", "![comparison](comparison.png)", "", "## Per fold", ""]
+    for name, s in summaries.items():
+        lines += [f"### {name}", "", f"Full report: [{name}/report.md]({name}/report.md).", ""]
+        lines += ["| fold | article | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---:|---|" + "---:|" * len(FIGURES)]
+        for f in s["per_fold"]:
+            lines.append(f"| {f['fold']} | {f['doc']} | " + " | ".join(_fmt(f[k]) for k in FIGURES) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def plot_comparison(summaries: dict[str, dict], path: Path) -> None:
+    from arner.eval.report import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    names = list(summaries)
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        pooled = summaries[name]["pooled"]
+        xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(FIGURES))]
+        ys = [pooled[f]["estimate"] for f in FIGURES]
+        err = [[y - pooled[f]["low"] for y, f in zip(ys, FIGURES)], [pooled[f]["high"] - y for y, f in zip(ys, FIGURES)]]
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=name)
+    ax.set_xticks(range(len(FIGURES)), [FIGURE_TITLES[f].replace(" F1", "") for f in FIGURES], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1 (pooled, 95% bootstrap interval)")
+    ax.set_title("Leave-one-article-out: systems compared")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def run(
+    out: Path,
+    config: Path | None = None,
+    overrides: Sequence[str] = (),
+    systems: Sequence[str] = SYSTEMS,
+    gold: Path = corpus.DEFAULT_ROOT,
+    work: Path | None = None,
+    resume: bool = False,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    device: str = "auto",
+    batch_size: int = 16,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict:
+    """Run the cross-validation and write `out/` whole (atomically); returns `out/metrics.json`'s object."""
+    from arner import atomic
+
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ValueError(f"unknown system(s) {unknown} (choose among {', '.join(SYSTEMS)})")
+    if "bert" in systems and config is None:
+        raise ValueError("the bert system needs --config")
+    documents = corpus.load(gold)
+    trainer_overrides = bert_overrides(config, overrides, gold) if "bert" in systems and config is not None else list(overrides)
+    rows: dict[str, list[tuple[str, list]]] = {}
+    for name in systems:
+        if name == "bert":
+            assert config is not None
+            work_dir = work or Path("runs") / "cv" / config.stem
+            rows[name] = bert_predictions(config, trainer_overrides, documents, work_dir, resume, device, batch_size, log)
+        else:
+            rows[name] = baseline_predictions(name, documents, log)
+    with atomic.directory(out) as tmp:
+        scratch = tmp / ".pooled"
+        results = {name: score_system(name, rows[name], documents, scratch, resamples, seed) for name in systems}
+        for path in scratch.iterdir():
+            path.unlink()
+        scratch.rmdir()
+        summaries = {name: summary(r) for name, r in results.items()}
+        command = command_line(config, out, overrides, systems, resamples, seed)
+        result = {
+            "command": command,
+            "folds": [{"fold": k, "doc": d.doc} for k, d in enumerate(documents)],
+            "settings": {
+                "config": str(config) if config else None,
+                "overrides": list(overrides),
+                "systems": list(systems),
+                "resamples": resamples,
+                "seed": seed,
+                "std": "sample standard deviation over folds (n - 1)",
+            },
+            "systems": summaries,
+        }
+        for name, r in results.items():
+            folder = tmp / name
+            folder.mkdir()
+            for k, row in enumerate(r.rows):
+                predictions.write(folder / f"fold-{k}.jsonl", [row])
+            predictions.write(folder / "predictions.jsonl", r.rows)
+            source = f"System `{name}`, pooled held-out predictions of `{command}` (`predictions.jsonl`; per fold `fold-K.jsonl`)."
+            write_evaluation(folder, r.metrics, r.errors, f"{name}: leave-one-article-out", source)
+        (tmp / "metrics.json").write_text(dumps(result), encoding="utf-8")
+        (tmp / "report.md").write_text(markdown(summaries, documents, command, resamples, seed), encoding="utf-8")
+        plot_comparison(summaries, tmp / "comparison.png")
+    return result

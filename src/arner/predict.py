@@ -1,0 +1,78 @@
+"""`arner predict`: read texts, tag them, write predictions in the format a user asks for."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from arner import atomic, predictions
+from arner.corpus import AnnotationError, Document, Problem, read_text
+
+FORMATS = ("jsonl", "conll", "brat", "labelstudio")
+
+
+def read_inputs(sources: Sequence[str]) -> list[tuple[str, str]]:
+    """(doc id, text) pairs from `.txt` files (id = file stem), `-` (stdin) or `.jsonl` `{"id", "text"}` lines."""
+    docs, problems = [], []
+    for source in sources or ["-"]:
+        if source == "-":
+            data = sys.stdin.buffer.read()
+            try:
+                docs.append(("stdin", data.decode("utf-8")))
+            except UnicodeDecodeError as e:
+                problems.append(Problem("<stdin>", f"not UTF-8: invalid byte at offset {e.start}"))
+            continue
+        path = Path(source)
+        if not path.is_file():
+            problems.append(Problem(source, "input file not found"))
+            continue
+        try:
+            text = read_text(path)
+        except AnnotationError as e:
+            problems += e.problems
+            continue
+        if path.suffix == ".jsonl":
+            for n, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if not isinstance(row.get("text"), str):
+                        raise ValueError('expected {"id": ..., "text": str}')
+                    docs.append((str(row.get("id", f"{path.stem}-{n}")), row["text"]))
+                except (json.JSONDecodeError, ValueError, AttributeError) as e:
+                    problems.append(Problem(source, f"bad input line: {e}", n))
+        else:
+            docs.append((path.stem, text))
+    ids = [d for d, _ in docs]
+    for d in sorted({d for d in ids if ids.count(d) > 1}):
+        problems.append(Problem(d, "duplicate document id among the inputs"))
+    if problems:
+        raise AnnotationError(problems)
+    return docs
+
+
+def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Path | None) -> str | None:
+    """Write `out` (atomically) in `fmt`, or return the text for stdout."""
+    from arner.formats import brat, conll, labelstudio
+
+    documents = [Document(d, text, [e.span() for e in ents]) for (d, text), ents in zip(docs, entities)]
+    if fmt == "jsonl":
+        text = predictions.dumps([(d, ents) for (d, _), ents in zip(docs, entities)])
+    elif fmt == "conll":
+        text = "\n".join(conll.lines(documents)) + "\n"
+    elif fmt == "labelstudio":
+        text = json.dumps(labelstudio.tasks(documents, key="predictions", scores=entities), ensure_ascii=False, indent=1) + "\n"
+    elif fmt == "brat":
+        if out is None:
+            raise ValueError("--format brat writes a folder: give --out DIR")
+        brat.export(documents, out)
+        return None
+    else:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if out is None:
+        return text
+    atomic.write_text(out, text)
+    return None

@@ -1,0 +1,159 @@
+"""Tagger and `arner predict`: exact offsets, long texts, pipeline equivalence, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from arner import corpus, predictions
+from arner.cli import app
+from arner.conventions import LABELS, words
+from arner.inference import ModelLoadError, Tagger
+
+from conftest import ANNOTATIONS, REPO
+
+pytestmark = pytest.mark.slow  # they share the session's trained tiny model
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_model):
+    return Tagger.from_pretrained(tiny_model, device="cpu", batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def articles():
+    return corpus.load(ANNOTATIONS)
+
+
+def assert_valid(text, entities):
+    for e in entities:
+        assert text[e.start : e.end] == e.text and e.label in LABELS and 0 <= e.score <= 1
+    assert all(a.end <= b.start for a, b in zip(entities, entities[1:]))
+
+
+def test_finds_entities_with_exact_offsets(tagger, articles):
+    for d in articles:
+        found = tagger(d.text)
+        assert_valid(d.text, found)
+        assert len(found) > 10  # a model trained on these articles finds their names
+
+
+def test_single_text_and_list_calls_agree(tagger, articles):
+    texts = [d.text[:200] for d in articles]
+    assert tagger(texts) == [tagger(t) for t in texts]
+
+
+def test_word_labels_equal_the_transformers_pipeline_within_one_window(tiny_model, articles):
+    from transformers import pipeline
+
+    plain = Tagger.from_pretrained(tiny_model, device="cpu", trim_proclitics=False)
+    pipe = pipeline("token-classification", model=str(tiny_model), aggregation_strategy="first", device=-1)
+    paragraphs = [line for d in articles for line in d.text.split("\n") if len(words(line)) > 3][:40]
+    assert len(paragraphs) == 40
+    for text in paragraphs:
+        ours = [(e.start, e.end, e.label) for e in plain(text)]
+        theirs = [(e["start"], e["end"], e["entity_group"]) for e in pipe(text)]
+        assert ours == theirs, text
+
+
+def test_long_texts_are_windowed_and_no_word_is_dropped(tagger, articles):
+    text = "\n".join(d.text for d in articles) * 3  # many windows
+    ws = words(text)
+    tags = tagger.word_tags(text)
+    assert len(tags) == len(ws)
+    found = tagger(text)
+    assert_valid(text, found)
+    # the same text tagged in one call or in batches of another size gives the same entities
+    other = Tagger(tagger.model, tagger.tokenizer, "cpu", batch_size=1)
+    assert other(text) == found
+
+
+def test_stride_changes_only_edges(tagger, articles):
+    text = "\n".join(d.text for d in articles)
+    wide = Tagger(tagger.model, tagger.tokenizer, "cpu", stride=32)(text)
+    assert_valid(text, wide)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t ",
+        "No Arabic here, only English: Washington and Moscow.",
+        "بوتين met Trump في ألاسكا 🤝 يوم 15 أغسطس",
+        "قال\x00 بوتين\x07\u200f في موسكو",
+        "بوتين \ud800 في موسكو",
+    ],
+)
+def test_odd_inputs_give_valid_results(tagger, text):
+    found = tagger(text)
+    assert_valid(text, found)
+    if not text.strip():
+        assert found == []
+
+
+def test_non_string_input_is_a_clear_error(tagger):
+    with pytest.raises(TypeError, match="text 1 is int"):
+        tagger(["ok", 3])
+
+
+def test_missing_or_corrupt_model_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="nope"):
+        Tagger.from_pretrained(tmp_path / "nope")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="bad"):
+        Tagger.from_pretrained(bad)
+
+
+def test_predict_cli_writes_predictions_that_eval_reads(tiny_model, tmp_path, articles):
+    files = [str(ANNOTATIONS / "articles" / f"{d.doc}.txt") for d in articles]
+    out = tmp_path / "pred.jsonl"
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model), *files, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    docs = predictions.read(out, articles)
+    assert [d.doc for d in docs] == [d.doc for d in articles] and all(d.spans for d in docs)
+
+
+def test_predict_cli_inputs_and_formats(tiny_model, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "وصل بوتين إلى موسكو أمس"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    for fmt in ("jsonl", "conll", "labelstudio"):
+        result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(src), "--format", fmt])
+        assert result.exit_code == 0, result.output
+    conll = runner.invoke(app, ["predict", "--model", str(tiny_model), str(src), "--format", "conll"]).stdout
+    assert [ln.split("\t")[0] for ln in conll.splitlines()[2:7]] == ["وصل", "بوتين", "إلى", "موسكو", "أمس"]
+    ls = json.loads(runner.invoke(app, ["predict", "--model", str(tiny_model), str(src), "--format", "labelstudio"]).stdout)
+    assert ls[0]["data"]["doc"] == "a" and "predictions" in ls[0]
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(src), "--format", "brat", "--out", str(tmp_path / "brat")])
+    assert result.exit_code == 0 and (tmp_path / "brat" / "a.ann").exists()
+    stdin = subprocess.run(
+        [sys.executable, "-m", "arner.cli", "predict", "--model", str(tiny_model), "-"],
+        input="قال بوتين",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert stdin.returncode == 0 and json.loads(stdin.stdout)["doc"] == "stdin"
+
+
+def test_predict_cli_bad_inputs(tiny_model, tmp_path):
+    latin1 = tmp_path / "bad.txt"
+    latin1.write_bytes("caf\xe9".encode("latin-1"))
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(latin1)])
+    assert result.exit_code == 1 and "bad.txt" in result.output and "not UTF-8" in result.output
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "missing"), str(latin1.with_name("x.txt"))])
+    assert result.exit_code == 1 and "x.txt" in result.output and "not found" in result.output
+    ok = tmp_path / "ok.txt"
+    ok.write_text("بوتين", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "missing"), str(ok)])
+    assert result.exit_code == 2 and "missing" in result.output
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(ok), "--format", "xml"])
+    assert result.exit_code == 2
+    out = tmp_path / "o.jsonl"
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(ok), str(latin1), "--out", str(out)])
+    assert result.exit_code == 1 and not out.exists()
