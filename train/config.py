@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from arner.train.loop import LoopConfig
+
 
 class ConfigError(ValueError):
     pass
@@ -35,50 +37,22 @@ class TinyModel:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(LoopConfig):
     model: str = "tiny"  # "tiny", a hub id, or a local Hugging Face directory
     tiny: TinyModel = field(default_factory=TinyModel)
     annotations: str = "annotations"
     max_length: int = 256
     stride: int = 32
     label_all_subwords: bool = False
-    epochs: int = 10
-    batch_size: int = 8
     eval_batch_size: int = 32
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16; fp32 (no) on CPU
-    torch_compile: bool = False
-    group_by_length: bool = True
-    pad_to_multiple_of: int = 8
-    logging_steps: int = 10
-    early_stopping_patience: int = 0  # epochs without held-out improvement; 0 = off
     load_best_model_at_end: bool = False  # True picks the epoch best on the held-out article (optimistic for CV)
-    keep_checkpoints: int = 1
     trim_proclitics: bool = True
-    progress_bar: bool = True
 
-    def validate(self, where: str = "config") -> None:
-        checks = [
+    def checks(self) -> list[tuple[bool, str, str]]:
+        return super().checks() + [
             (self.max_length >= 16, "max_length", "must be >= 16"),
             (0 <= self.stride < self.max_length // 2, "stride", "must be >= 0 and less than max_length / 2"),
-            (self.epochs >= 1, "epochs", "must be >= 1"),
-            (self.batch_size >= 1, "batch_size", "must be >= 1"),
             (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            (self.learning_rate > 0, "learning_rate", "must be > 0"),
-            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
-            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1"),
-            (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
-            (self.mixed_precision in ("auto", "no", "fp16", "bf16"), "mixed_precision", "must be auto, no, fp16 or bf16"),
-            (self.pad_to_multiple_of >= 1, "pad_to_multiple_of", "must be >= 1"),
-            (self.logging_steps >= 1, "logging_steps", "must be >= 1"),
-            (self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
             (
                 self.tiny.hidden_size % self.tiny.num_attention_heads == 0,
                 "tiny.hidden_size",
@@ -92,12 +66,16 @@ class TrainConfig:
             ),
             (bool(self.model), "model", "must not be empty"),
         ]
-        for ok, key, message in checks:
-            if not ok:
-                raise ConfigError(f"{where}: {key} {message} (got {_get(self, key)!r})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def validate(config, where: str) -> None:
+    """Raise ConfigError for the first failed check of `config.checks()`, naming the key."""
+    for ok, key, message in config.checks():
+        if not ok:
+            raise ConfigError(f"{where}: {key} {message} (got {_get(config, key)!r})")
 
 
 def _get(obj, dotted: str):
@@ -148,7 +126,7 @@ def _set(data: dict, dotted: str, value) -> None:
     data[leaf] = value
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> TrainConfig:
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (), cls: type = TrainConfig):
     """Read a YAML config (or the defaults when `path` is None) and apply `key=value` overrides."""
     where = str(path) if path else "defaults"
     data: dict = {}
@@ -166,6 +144,6 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value")
         _set(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
-    config = _build(TrainConfig, data, where)
-    config.validate(where)
+    config = _build(cls, data, where)
+    validate(config, where)
     return config
