@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from arner.external import ExternalCorpus
 from arner.train.loop import LoopConfig
 
 
@@ -47,6 +48,9 @@ class TrainConfig(LoopConfig):
     eval_batch_size: int = 32
     load_best_model_at_end: bool = False  # True picks the epoch best on the held-out article (optimistic for CV)
     trim_proclitics: bool = True
+    external_root: str = "../shared/external"  # where extra_train / external_test paths start
+    extra_train: list[ExternalCorpus] = field(default_factory=list)  # public corpora added to training
+    external_test: list[ExternalCorpus] = field(default_factory=list)  # public corpora scored beside the articles
 
     def checks(self) -> list[tuple[bool, str, str]]:
         return super().checks() + [
@@ -65,6 +69,8 @@ class TrainConfig(LoopConfig):
                 "must be >= max_length",
             ),
             (bool(self.model), "model", "must not be empty"),
+            *((bool(e.files), f"extra_train[{i}].files", "must list at least one file") for i, e in enumerate(self.extra_train)),
+            *((bool(e.files), f"external_test[{i}].files", "must list at least one file") for i, e in enumerate(self.external_test)),
         ]
 
     def to_dict(self) -> dict:
@@ -80,12 +86,20 @@ def validate(config, where: str) -> None:
 
 def _get(obj, dotted: str):
     for part in dotted.split("."):
-        obj = getattr(obj, part)
+        name, _, index = part.partition("[")
+        obj = getattr(obj, name)
+        if index:
+            obj = obj[int(index.rstrip("]"))]
     return obj
 
 
 def _coerce(value, typ, key: str, where: str):
     """Check `value` against the field type (ints are accepted for floats)."""
+    if typing.get_origin(typ) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(typ)
+        return [_coerce(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(typ):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")

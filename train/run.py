@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arner import corpus
+from arner import corpus, external
 from arner.conventions import ID2TAG, TAG2ID
 from arner.train.config import TrainConfig
 from arner.train.data import IGNORE, fingerprint, split, window_examples
@@ -39,6 +39,9 @@ def train(config: TrainConfig, output: str | Path, fold: int | None = None, resu
     accelerator = make_accelerator(config)
     documents = corpus.load(config.annotations)
     train_docs, heldout_docs = split(documents, fold)
+    extra = {entry.name or entry.files[0]: external.load(entry, config.external_root) for entry in config.extra_train}
+    article_docs = train_docs
+    train_docs = article_docs + [d for docs in extra.values() for d in docs]
     checkpoints = prepare_output(accelerator, output, resume)
     if accelerator.is_main_process:
         base = resolve(config, config_path, [d.text for d in train_docs], checkpoints)
@@ -87,7 +90,8 @@ def train(config: TrainConfig, output: str | Path, fold: int | None = None, resu
             if config.model != "tiny"
             else "tiny (built offline: WordPiece on the training articles + random BertConfig)",
             "fold": fold,
-            "train_docs": [d.doc for d in train_docs],
+            "train_docs": [d.doc for d in article_docs],
+            "extra_train": {name: {"documents": len(docs), "spans": sum(len(d.spans) for d in docs)} for name, docs in extra.items()},
             "heldout_docs": [d.doc for d in heldout_docs],
             "data_fingerprint": fingerprint(train_docs + heldout_docs),
             "train_fingerprint": fingerprint(train_docs),
