@@ -162,10 +162,8 @@ def load(entry: ExternalCorpus, root: str | Path = ".") -> list[Document]:
     root = Path(root)
     if not entry.files:
         raise AnnotationError([Problem(entry.name or "external corpus", "no files given")])
-    mapping = (
-        read_label_map(root / entry.label_map) if entry.label_map else read_label_map(root / Path(entry.files[0]).parent / "label_map.tsv")
-    )
     sentences = [s for f in entry.files for s in read_conll(root / f)]
+    mapping = read_label_map(root / (entry.label_map or Path(entry.files[0]).parent / "label_map.tsv"))
     if entry.exclude:
         drop = {int(x) for x in read_text(root / entry.exclude).split() if x.strip()}
         sentences = [s for i, s in enumerate(sentences) if i not in drop]
