@@ -31,6 +31,19 @@ def heldout_scores(model, tokenizer, documents: list[corpus.Document], config: T
     }
 
 
+def external_test_scores(model, tokenizer, config: TrainConfig, device) -> dict:
+    """Headline scores on each configured public test corpus (strict per label and loose)."""
+    from arner.eval.external import headline, score_corpus
+    from arner.inference import Tagger
+
+    tagger = Tagger(model, tokenizer, device, config.eval_batch_size, config.stride, config.max_length, config.trim_proclitics)
+
+    def predict(texts):
+        return [[e.span() for e in doc] for doc in tagger.predict(texts)]
+
+    return {e.name or e.files[0]: headline(score_corpus(predict, e, config.external_root)) for e in config.external_test}
+
+
 def train(config: TrainConfig, output: str | Path, fold: int | None = None, resume: bool = False, config_path: str = "config") -> dict:
     """Train, write a Hugging Face model folder at `output`, and return the final metrics."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
@@ -83,6 +96,8 @@ def train(config: TrainConfig, output: str | Path, fold: int | None = None, resu
         if heldout_docs:
             final["best_epoch"] = state["best_epoch"]
             final["heldout"] = evaluate(model)
+        if config.external_test:
+            final["external"] = external_test_scores(model, tokenizer, config, accelerator.device)
         model.config.id2label, model.config.label2id = dict(ID2TAG), dict(TAG2ID)
         meta = {
             "config": config.to_dict(),
