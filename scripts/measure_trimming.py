@@ -44,7 +44,10 @@ def main() -> None:
     result["keep"] = "trimmed" if result["trimmed"]["strict"] >= result["untrimmed"]["strict"] else "untrimmed"
     out = Path(args.out)
     atomic.write_text(out / "trimming.json", json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | " + " | ".join(f"{result[k][s]:.3f}" for s in ("strict", "exact", "partial", "type")) + " |" for k in ("trimmed", "untrimmed"))
+    rows = "\n".join(
+        f"| {k} | " + " | ".join(f"{result[k][s]:.3f}" for s in ("strict", "exact", "partial", "type")) + " |"
+        for k in ("trimmed", "untrimmed")
+    )
     atomic.write_text(
         out / "trimming.md",
         f"# Proclitic trimming of predicted spans\n\nLeave-one-article-out, pooled micro F1 over the five held-out articles.\n\n"

@@ -157,3 +157,27 @@ def test_predict_cli_bad_inputs(tiny_model, tmp_path):
     out = tmp_path / "o.jsonl"
     result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(ok), str(latin1), "--out", str(out)])
     assert result.exit_code == 1 and not out.exists()
+
+
+def test_entities_never_cross_a_line_break(tagger, articles):
+    for d in articles:
+        assert all("\n" not in e.text for e in tagger(d.text))
+
+
+def test_tagger_is_importable_from_the_package():
+    import arner
+
+    assert arner.Tagger is Tagger
+
+
+def test_decoding_splits_an_entity_at_a_line_break(tagger):
+    import numpy as np
+
+    from arner.alignment import encode_documents
+
+    text = "كيريل دميترييف\nفلاديمير بوتين"
+    ws = words(text)
+    (enc,) = encode_documents(tagger.tokenizer, [text], [ws], 64, 8)
+    i_actor = tagger.labels.index("I-ACTOR")
+    found = tagger._decode(text, ws, enc, (np.full(len(ws), i_actor), np.ones(len(ws))))
+    assert [e.text for e in found] == ["كيريل دميترييف", "فلاديمير بوتين"]

@@ -166,6 +166,9 @@ class Tagger:
     def _decode(self, text: str, ws: list[Word], enc: EncodedDocument, pred: tuple[np.ndarray, np.ndarray]) -> list[Entity]:
         labels, probs = pred
         tags = [self.labels[k] for k in labels.tolist()]
+        for i, tag in enumerate(tags):  # an entity never runs across a line break: I- after one starts anew
+            if i and tag[0] == "I" and "\n" in text[ws[i - 1].end : ws[i].start]:
+                tags[i] = "B" + tag[1:]
         entities = []
         for first, last, label in tags_to_word_ranges(tags):
             start, end = ws[first].start, ws[last - 1].end
