@@ -10,6 +10,7 @@ import typer
 
 from arner.corpus import AnnotationError
 from arner.eval.metrics import RESAMPLES, SEED
+from arner.eval.report import dumps
 
 
 class Missing(str, Enum):
@@ -46,6 +47,11 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = SEED,
     device: Annotated[str, typer.Option(help="With --model: auto, cpu, cuda...")] = "auto",
     batch_size: Annotated[int, typer.Option(help="With --model: texts per batch.")] = 16,
+    external_sets: Annotated[
+        Optional[list[str]],
+        typer.Option("--external", help="With --model: also score a public corpus, NAME=FILE.conll (label_map.tsv beside it); repeatable."),
+    ] = None,
+    external_root: Annotated[Path, typer.Option(help="Where --external files start.")] = Path("../shared/external"),
 ) -> None:
     """Score predictions against the gold: seqeval words, SemEval span schemas, per document, confusion, bootstrap, every error.
 
@@ -58,6 +64,16 @@ def eval_command(
 
     if (pred is None) == (model is None):
         _usage("give exactly one of --pred FILE or --model MODEL_DIR")
+    if external_sets and model is None:
+        _usage("--external needs --model (the model tags the public corpus)")
+    entries = []
+    for item in external_sets or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            _usage(f"--external {item!r}: expected NAME=FILE.conll")
+        from arner.external import ExternalCorpus
+
+        entries.append(ExternalCorpus(name=name, files=[path]))
     selected = [d for group in (docs or [], more_docs or []) for item in group for d in item.split(",") if d]
     if more_docs and not docs:
         _usage(f"unexpected argument(s) {' '.join(more_docs)} (doc ids go after --docs)")
@@ -87,6 +103,17 @@ def eval_command(
                 metrics, errors = evaluate(gold_docs, pred_docs, resamples, seed)
                 source = f"Model `{model}` on {len(gold_docs)} document(s) of gold `{gold}` (predictions in `predictions.jsonl`)."
                 write_evaluation(tmp, metrics, errors, "Evaluation", source)
+                if entries:
+                    from arner.eval.external import markdown as external_markdown
+                    from arner.eval.external import score_corpus
+
+                    def predict(texts):
+                        return [[e.span() for e in doc] for doc in tagger(texts)]
+
+                    scores = {e.name: score_corpus(predict, e, str(external_root)) for e in entries}
+                    (tmp / "external.json").write_text(dumps(scores), encoding="utf-8")
+                    with (tmp / "report.md").open("a", encoding="utf-8") as f:
+                        f.write("\n" + external_markdown(scores))
     except AnnotationError as e:
         _fail(e)
     b = metrics["bootstrap"]

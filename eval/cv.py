@@ -57,14 +57,46 @@ class SystemResult:
     per_fold: list[dict] = field(default_factory=list)
 
 
-def baseline_predictions(name: str, documents: Sequence[Document], log: Callable[[str], None] = lambda _: None) -> list[tuple[str, list]]:
-    rows = []
+@dataclass
+class ExternalData:
+    """Public corpora from the config: documents added to every fold's training, and test sets scored per fold."""
+
+    extra_train: list[Document] = field(default_factory=list)
+    tests: dict[str, tuple[list[Document], bool]] = field(default_factory=dict)  # name -> (documents, has DATE)
+
+    @classmethod
+    def from_config(cls, config) -> ExternalData:
+        from arner import external
+
+        extra = [d for e in config.extra_train for d in external.load(e, config.external_root)]
+        tests = {}
+        for e in config.external_test:
+            label_map = external.read_label_map(Path(config.external_root) / (e.label_map or Path(e.files[0]).parent / "label_map.tsv"))
+            tests[e.name or e.files[0]] = (external.load(e, config.external_root), external.has_date(label_map))
+        return cls(extra, tests)
+
+    def scores(self, predict: Callable[[list[str]], list[list]]) -> dict[str, dict]:
+        from arner.eval.external import external_scores, headline
+
+        return {
+            name: headline(external_scores(docs, predict([d.text for d in docs]), has_date))
+            for name, (docs, has_date) in self.tests.items()
+        }
+
+
+def baseline_predictions(
+    name: str, documents: Sequence[Document], log: Callable[[str], None] = lambda _: None, ext: ExternalData | None = None
+) -> tuple[list[tuple[str, list]], list[dict]]:
+    """Held-out predictions per fold, and per fold the external test scores (empty without external data)."""
+    ext = ext or ExternalData()
+    rows, external_rows = [], []
     for k, held in enumerate(documents):
-        model = BASELINES[name]().fit([d for i, d in enumerate(documents) if i != k])
+        model = BASELINES[name]().fit([d for i, d in enumerate(documents) if i != k] + ext.extra_train)
         (spans,) = model.predict([held.text])
         log(f"{name} fold {k} ({held.doc}): {len(spans)} spans")
         rows.append((held.doc, spans))
-    return rows
+        external_rows.append(ext.scores(model.predict))
+    return rows, external_rows
 
 
 def bert_overrides(config_path: Path, overrides: Sequence[str], gold: Path) -> list[str]:
@@ -100,8 +132,11 @@ def bert_predictions(
     device: str = "auto",
     batch_size: int = 16,
     log: Callable[[str], None] = lambda _: None,
-) -> list[tuple[str, list]]:
+) -> tuple[list[tuple[str, list]], list[dict]]:
     """Train on four articles and tag the fifth, for each fold (models kept under `work/fold-K`).
+
+    The trainer adds the config's `extra_train` corpora and scores its `external_test` corpora
+    (`arner.json` metrics), which are returned per fold.
 
     `overrides` must make the trainer read the same annotation folder as `documents` (see
     `bert_overrides`): the trainer's fold K holds out its K-th document, which `check_heldout` verifies.
@@ -110,7 +145,7 @@ def bert_predictions(
     from arner.train.config import load_config
     from arner.train.run import train
 
-    rows = []
+    rows, external_rows = [], []
     for k, held in enumerate(documents):
         config = load_config(config_path, overrides)
         model_dir = work / f"fold-{k}"
@@ -121,7 +156,9 @@ def bert_predictions(
         (entities,) = tagger([held.text])
         log(f"bert fold {k} ({held.doc}): {len(entities)} spans")
         rows.append((held.doc, list(entities)))
-    return rows
+        meta = json.loads((model_dir / "arner.json").read_text(encoding="utf-8"))
+        external_rows.append(meta["metrics"].get("external", {}))
+    return rows, external_rows
 
 
 def score_system(
@@ -137,6 +174,44 @@ def score_system(
         fold_metrics, _ = evaluate([gold], [pred], resamples=0)
         result.per_fold.append({"fold": k, "doc": gold.doc, **figures(fold_metrics)})
     return result
+
+
+def external_summary(per_fold: list[dict]) -> dict:
+    """Per external corpus: the fold models' scores, with mean and standard deviation over folds."""
+    out = {}
+    for corpus_name in per_fold[0] if per_fold else []:
+        folds = [f[corpus_name] for f in per_fold]
+        keys = list(folds[0])
+        out[corpus_name] = {
+            "per_fold": folds,
+            "mean": {k: statistics.fmean(f[k] for f in folds) for k in keys},
+            "std": {k: statistics.stdev([f[k] for f in folds]) if len(folds) > 1 else 0.0 for k in keys},
+        }
+    return out
+
+
+def external_markdown(summaries: dict[str, dict]) -> list[str]:
+    """Tables of the external test scores (mean ± std over the fold models), one per corpus."""
+    corpora = sorted({c for s in summaries.values() for c in s.get("external", {})})
+    if not corpora:
+        return []
+    lines = [
+        "## External test corpora",
+        "",
+        "Each fold's model (four articles plus any `extra_train` corpora) tags each public test corpus; mean ± standard "
+        "deviation over the five fold models. *strict*: boundaries and mapped label; *loose*: ACTOR and PLACE merged, since "
+        "these corpora tag countries and cities by type, not by role. DATE is scored only where the corpus has DATE.",
+        "",
+    ]
+    for c in corpora:
+        keys = next(s["external"][c]["mean"] for s in summaries.values() if c in s.get("external", {})).keys()
+        lines += [f"### {c}", "", "| system | " + " | ".join(k.replace("_f1", " F1") for k in keys) + " |", "|---|" + "---|" * len(keys)]
+        for name, s in summaries.items():
+            if c in s.get("external", {}):
+                e = s["external"][c]
+                lines.append(f"| {name} | " + " | ".join(f"{_fmt(e['mean'][k])} ± {_fmt(e['std'][k])}" for k in keys) + " |")
+        lines.append("")
+    return lines
 
 
 def summary(result: SystemResult) -> dict:
@@ -195,7 +270,9 @@ def markdown(summaries: dict[str, dict], documents: Sequence[Document], command:
     lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
     for name, s in summaries.items():
         lines.append(f"| {name} | " + " | ".join(f"{_fmt(s['mean'][f])} ± {_fmt(s['std'][f])}" for f in FIGURES) + " |")
-    lines += ["", "![comparison](comparison.png)", "", "## Per fold", ""]
+    lines += ["", "![comparison](comparison.png)", ""]
+    lines += external_markdown(summaries)
+    lines += ["## Per fold", ""]
     for name, s in summaries.items():
         lines += [f"### {name}", "", f"Full report: [{name}/report.md]({name}/report.md).", ""]
         lines += ["| fold | article | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---:|---|" + "---:|" * len(FIGURES)]
@@ -251,14 +328,22 @@ def run(
         raise ValueError("the bert system needs --config")
     documents = corpus.load(gold)
     trainer_overrides = bert_overrides(config, overrides, gold) if "bert" in systems and config is not None else list(overrides)
+    ext = ExternalData()
+    if config is not None:
+        from arner.train.config import load_config
+
+        ext = ExternalData.from_config(load_config(config, overrides))
     rows: dict[str, list[tuple[str, list]]] = {}
+    external_rows: dict[str, list[dict]] = {}
     for name in systems:
         if name == "bert":
             assert config is not None
             work_dir = work or Path("runs") / "cv" / config.stem
-            rows[name] = bert_predictions(config, trainer_overrides, documents, work_dir, resume, device, batch_size, log)
+            rows[name], external_rows[name] = bert_predictions(
+                config, trainer_overrides, documents, work_dir, resume, device, batch_size, log
+            )
         else:
-            rows[name] = baseline_predictions(name, documents, log)
+            rows[name], external_rows[name] = baseline_predictions(name, documents, log, ext)
     with atomic.directory(out) as tmp:
         scratch = tmp / ".pooled"
         results = {name: score_system(name, rows[name], documents, scratch, resamples, seed) for name in systems}
@@ -266,6 +351,9 @@ def run(
             path.unlink()
         scratch.rmdir()
         summaries = {name: summary(r) for name, r in results.items()}
+        for name in systems:
+            if ext.tests:
+                summaries[name]["external"] = external_summary(external_rows[name])
         command = command_line(config, out, overrides, systems, resamples, seed)
         result = {
             "command": command,
@@ -277,6 +365,8 @@ def run(
                 "resamples": resamples,
                 "seed": seed,
                 "std": "sample standard deviation over folds (n - 1)",
+                "extra_train": {"documents": len(ext.extra_train), "spans": sum(len(d.spans) for d in ext.extra_train)},
+                "external_test": {name: {"documents": len(docs), "has_date": has_date} for name, (docs, has_date) in ext.tests.items()},
             },
             "systems": summaries,
         }

@@ -54,3 +54,21 @@ def headline(scores: dict) -> dict:
     for label in scores["labels"]:
         out[f"{label}_f1"] = scores["strict"]["per_label"][label]["f1"]
     return out
+
+
+def markdown(scores: dict[str, dict]) -> str:
+    """A report section: strict and loose span P/R/F1 on each public corpus."""
+    lines = [
+        "## External test corpora",
+        "",
+        "*strict*: boundaries and mapped label; *loose*: ACTOR and PLACE merged into NAME (these corpora tag countries and "
+        "cities by type, not by role). DATE only where the corpus has DATE.",
+        "",
+        "| corpus | scheme | label | precision | recall | F1 | support |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in scores.items():
+        for scheme in ("strict", "loose"):
+            for label, m in [("micro", s[scheme]["micro"]), *s[scheme]["per_label"].items()]:
+                lines.append(f"| {name} | {scheme} | {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    return "\n".join(lines) + "\n"
