@@ -50,6 +50,7 @@ class TrainConfig(LoopConfig):
     trim_proclitics: bool = True
     external_root: str = "../shared/external"  # where extra_train / external_test paths start
     extra_train: list[ExternalCorpus] = field(default_factory=list)  # public corpora added to training
+    train_on_articles: bool = True  # False: train on extra_train alone (every article is then unseen)
     external_test: list[ExternalCorpus] = field(default_factory=list)  # public corpora scored beside the articles
 
     def checks(self) -> list[tuple[bool, str, str]]:
@@ -69,6 +70,7 @@ class TrainConfig(LoopConfig):
                 "must be >= max_length",
             ),
             (bool(self.model), "model", "must not be empty"),
+            (self.train_on_articles or bool(self.extra_train), "train_on_articles", "can be false only with extra_train corpora"),
             *((bool(e.files), f"extra_train[{i}].files", "must list at least one file") for i, e in enumerate(self.extra_train)),
             *((bool(e.files), f"external_test[{i}].files", "must list at least one file") for i, e in enumerate(self.external_test)),
         ]

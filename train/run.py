@@ -53,7 +53,7 @@ def train(config: TrainConfig, output: str | Path, fold: int | None = None, resu
     documents = corpus.load(config.annotations)
     train_docs, heldout_docs = split(documents, fold)
     extra = {entry.name or entry.files[0]: external.load(entry, config.external_root) for entry in config.extra_train}
-    article_docs = train_docs
+    article_docs = train_docs if config.train_on_articles else []
     train_docs = article_docs + [d for docs in extra.values() for d in docs]
     checkpoints = prepare_output(accelerator, output, resume)
     if accelerator.is_main_process:
