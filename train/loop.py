@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +151,7 @@ def save_checkpoint(accelerator, checkpoints: Path, state: dict, keep: int) -> N
 def fit(
     accelerator,
     model,
-    features: list[dict],
+    features: Sequence[dict],
     collator,
     config: LoopConfig,
     output: Path,
@@ -160,19 +160,22 @@ def fit(
     score_key: str | None = None,
     on_improve: Callable[[torch.nn.Module], None] | None = None,
     desc: str = "train",
+    lengths: Sequence[int] | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Train `model` on `features` for `config.epochs`; returns the unwrapped model and the loop state.
 
     `evaluate(model)` runs on the main process after each epoch and its dict goes into the
     epoch's log row; `score_key` names the number in it that early stopping and `on_improve`
-    follow (higher is better).
+    follow (higher is better). `features` is any map-style sequence (a list, or a dataset reading
+    from disk); `lengths` gives their lengths when reading every feature just to measure it is wasteful.
     """
     from accelerate.utils import broadcast_object_list
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     checkpoints = output / "checkpoints"
-    sampler = EpochBatches([len(f["input_ids"]) for f in features], config.batch_size, config.seed, config.group_by_length)
+    lengths = list(lengths) if lengths is not None else [len(f["input_ids"]) for f in features]
+    sampler = EpochBatches(lengths, config.batch_size, config.seed, config.group_by_length)
     loader = torch.utils.data.DataLoader(features, batch_sampler=sampler, collate_fn=collator)
     decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
     no_decay = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
@@ -217,8 +220,10 @@ def fit(
         loader.set_epoch(epoch)  # accelerate passes its own epoch count to the sampler on every pass
         sampler.set_epoch(epoch)
         model.train()
-        window_loss, window_tokens, window_steps, window_start = 0.0, 0, 0, time.perf_counter()
-        epoch_loss, epoch_batches, epoch_tokens, epoch_start = 0.0, 0, 0, time.perf_counter()
+        # running sums stay on the device: reading them every step would make the host wait for the GPU
+        zero = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        window_loss, window_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
+        epoch_loss, epoch_batches, epoch_tokens, epoch_start = zero.clone(), 0, zero.clone(), time.perf_counter()
         for batch in loader:
             with accelerator.accumulate(model):
                 outputs = model(**batch)
@@ -229,10 +234,13 @@ def fit(
                 if accelerator.sync_gradients:
                     scheduler.step()
                 optimizer.zero_grad()
-            tokens = int(batch["attention_mask"].sum())
-            loss = float(outputs.loss.detach())
-            window_loss, window_tokens = window_loss + loss, window_tokens + tokens
-            epoch_loss, epoch_batches, epoch_tokens = epoch_loss + loss, epoch_batches + 1, epoch_tokens + tokens
+            tokens = batch["attention_mask"].sum()
+            loss = outputs.loss.detach().double()
+            window_loss += loss
+            window_tokens += tokens
+            epoch_loss += loss
+            epoch_tokens += tokens
+            epoch_batches += 1
             if not accelerator.sync_gradients:
                 continue
             state["global_step"] += 1
@@ -246,21 +254,21 @@ def fit(
                     "type": "step",
                     "epoch": epoch + 1,
                     "step": state["global_step"],
-                    "loss": window_loss / max(1, window_steps * config.gradient_accumulation_steps),
+                    "loss": window_loss.item() / max(1, window_steps * config.gradient_accumulation_steps),
                     "learning_rate": scheduler.get_last_lr()[0],
-                    "tokens_per_second": window_tokens * accelerator.num_processes / max(elapsed, 1e-9),
+                    "tokens_per_second": window_tokens.item() * accelerator.num_processes / max(elapsed, 1e-9),
                 }
                 progress.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_second']:.0f}")
                 write_log(row)
-                window_loss, window_tokens, window_steps, window_start = 0.0, 0, 0, time.perf_counter()
+                window_loss, window_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
         elapsed = time.perf_counter() - epoch_start
         row = {
             "type": "epoch",
             "epoch": epoch + 1,
             "step": state["global_step"],
-            "loss": epoch_loss / max(1, epoch_batches),
+            "loss": epoch_loss.item() / max(1, epoch_batches),
             "learning_rate": scheduler.get_last_lr()[0],
-            "tokens_per_second": epoch_tokens * accelerator.num_processes / max(elapsed, 1e-9),
+            "tokens_per_second": epoch_tokens.item() * accelerator.num_processes / max(elapsed, 1e-9),
             "seconds": elapsed,
         }
         improved = False

@@ -203,7 +203,193 @@ app.command("eval")(eval_command)
 app.command("cv")(cv_command)
 
 
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option(help="Model folder written by `arner train` (or any token classifier).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_texts: Annotated[int, typer.Option(help="Most texts per request (413 above).")] = 64,
+    max_chars: Annotated[int, typer.Option(help="Most characters per request, all texts together (413 above).")] = 100_000,
+    max_text_chars: Annotated[Optional[int], typer.Option(help="Most characters per text (413 above); default --max-chars.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass of the model.")] = 16,
+    max_batch_texts: Annotated[int, typer.Option(help="Most texts merged from concurrent requests into one model call.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="Under concurrent load, longest a request waits for others to merge with.")] = 0.0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads for the model (default on CPU: cores - 1, at least 1).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve the model over HTTP: POST /v1/entities, GET /v1/model, GET /healthz (Ctrl-C stops it cleanly)."""
+    from arner.serve import run as serve_run
+
+    try:
+        serve_run(
+            model,
+            host,
+            port,
+            log_level=log_level,
+            max_texts=max_texts,
+            max_chars=max_chars,
+            max_text_chars=max_text_chars,
+            batch_size=batch_size,
+            max_batch_texts=max_batch_texts,
+            max_wait_ms=max_wait_ms,
+            device=device,
+            threads=threads,
+        )
+    except (OSError, ValueError) as e:  # a model that cannot be loaded, a bad limit
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Throughput against Hugging Face defaults; reports in OUT/<device>/NAME.{json,md}.")
+app.add_typer(bench_app, name="bench")
+BENCH_MODEL = typer.Option(help="tiny (configs/tiny.yaml) or bert-base (AraBERT v0.2's shape, random weights).")
+
+
+def _bench_fail(e: Exception) -> None:
+    if isinstance(e, AnnotationError):
+        fail(e)
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2) from None
+
+
+@bench_app.command("train")
+def bench_train_command(
+    model: Annotated[str, BENCH_MODEL] = "tiny",
+    tokens: Annotated[int, typer.Option(help="Subword tokens of data: the articles repeated and shuffled up to this.")] = 50_000,
+    epochs: Annotated[int, typer.Option(help="Epochs per loop; the first is a warm-up and not measured.")] = 3,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size for both loops (default: the config's).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Run config (default configs/tiny.yaml or configs/arabert-v02.yaml).")] = None,
+    annotations: Annotated[Path, typer.Option(help="Annotation folder whose articles make the data.")] = Path("annotations"),
+    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json and .md.")] = Path("reports/bench"),
+    name: Annotated[Optional[str], typer.Option(help="Report name (default train-MODEL).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data order and weights.")] = 42,
+    repeats: Annotated[int, typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")] = 1,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+) -> None:
+    """Training tokens/s, sequences/s, step time, peak memory, MFU: `arner train`'s loop vs the HF Trainer."""
+    from arner.bench import bench_train, command_line
+
+    options = dict(
+        model=model,
+        tokens=tokens,
+        epochs=epochs,
+        batch_size=batch_size,
+        config=config,
+        annotations=annotations,
+        out=out,
+        name=name,
+        seed=seed,
+        repeats=repeats,
+        threads=threads,
+    )
+    try:
+        r = bench_train(**options, command=command_line("train", options))
+    except (AnnotationError, ValueError) as e:
+        _bench_fail(e)
+    typer.echo(
+        f"{out / r['device'] / r['name']}.json: arner {r['ours']['tokens_per_second']:,.0f} tokens/s, "
+        f"Trainer {r['trainer']['tokens_per_second']:,.0f} ({r['ratio_tokens_per_second']:.2f}x)"
+    )
+
+
+@bench_app.command("infer")
+def bench_infer_command(
+    model: Annotated[str, BENCH_MODEL] = "tiny",
+    tokens: Annotated[int, typer.Option(help="Subword tokens of text: whole articles repeated and shuffled up to this.")] = 50_000,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Batch sizes to sweep, comma-separated (1 and Tagger's default are always in).")
+    ] = "1,4,16,64",
+    lengths: Annotated[str, typer.Option(help="Document lengths in subwords for the length sweep, comma-separated.")] = "64,256,1024,4096",
+    length_tokens: Annotated[Optional[int], typer.Option(help="Subword tokens per point of the length sweep (default --tokens).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    config: Annotated[Optional[Path], typer.Option(help="Run config for max_length and stride (default per model).")] = None,
+    annotations: Annotated[Path, typer.Option(help="Annotation folder whose articles make the texts.")] = Path("annotations"),
+    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json, .md and .png.")] = Path(
+        "reports/bench"
+    ),
+    name: Annotated[Optional[str], typer.Option(help="Report name (default infer-MODEL).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for text order and weights.")] = 42,
+    repeats: Annotated[int, typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")] = 1,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+) -> None:
+    """Documents/s and tokens/s: Tagger vs transformers.pipeline(token-classification, aggregation_strategy=first)."""
+    from arner.bench import bench_infer, command_line
+
+    options = dict(
+        model=model,
+        tokens=tokens,
+        batch_sizes=batch_sizes,
+        lengths=lengths,
+        length_tokens=length_tokens,
+        device=device,
+        config=config,
+        annotations=annotations,
+        out=out,
+        name=name,
+        seed=seed,
+        repeats=repeats,
+        threads=threads,
+    )
+    try:
+        sizes = tuple(int(x) for x in batch_sizes.split(","))
+        lens = tuple(int(x) for x in lengths.split(","))
+        if min(sizes + lens) < 1:
+            raise ValueError("--batch-sizes and --lengths must be positive integers")
+        r = bench_infer(**(options | {"batch_sizes": sizes, "lengths": lens}), command=command_line("infer", options))
+    except (AnnotationError, ValueError) as e:
+        _bench_fail(e)
+    typer.echo(
+        f"{out / r['device'] / r['name']}.json: Tagger {r['tagger_best']['documents_per_second']:,.2f} docs/s, "
+        f"pipeline {r['pipeline_best']['documents_per_second']:,.2f} "
+        f"({r['ratio_best']:.2f}x best vs best, {r['ratio_default']:.2f}x defaults)"
+    )
+
+
+@app.command()
+def pretrain(
+    config: Annotated[Path, typer.Option(help="Pretraining config (YAML), e.g. configs/pretrain-tiny.yaml.")],
+    text: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--text",
+            help="Text inputs: .txt (a unit a line), .jsonl (text field), .conll (token column), each maybe .gz; default the config's text.",
+        ),
+    ] = None,
+    more_text: Annotated[Optional[list[str]], typer.Argument(hidden=True, metavar="PATH")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Model folder to write (default runs/<config name>).")] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a config key: key=value (repeatable; dotted keys for sections).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last epoch checkpoint in OUTPUT.")] = False,
+) -> None:
+    """Masked-language-model pretraining of a BERT on raw text, from scratch or from a checkpoint; the output works as `arner train`'s model."""
+    from arner.train.config import ConfigError, load_config
+    from arner.train.pretrain import PretrainConfig
+    from arner.train.pretrain import pretrain as run
+
+    if more_text and not text:
+        typer.echo(f"error: unexpected argument(s) {' '.join(more_text)} (text paths go after --text)", err=True)
+        raise typer.Exit(2)
+    try:
+        cfg = load_config(config, set_ or [], cls=PretrainConfig)
+        metrics = run(
+            cfg, [*(text or []), *(more_text or [])], output or Path("runs") / config.stem, resume=resume, config_path=str(config)
+        )
+    except (ConfigError, ValueError) as e:
+        if isinstance(e, AnnotationError):
+            fail(e)
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps(metrics, indent=2))
+
+
 def main() -> None:
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no per-load progress bars and warnings on the CLI
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app()
     except BrokenPipeError:

@@ -1,0 +1,133 @@
+"""`arner bench train|infer`: smoke runs on CPU at tiny sizes (reports, keys, positive figures; speed is never asserted)."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from arner import corpus
+from arner.bench import PEAK_BF16_TFLOPS, cut_texts, device_name, flops_per_token, repeat_documents, short_gpu_name
+from arner.cli import app
+from arner.train.model import train_wordpiece
+
+from conftest import ANNOTATIONS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return corpus.load(ANNOTATIONS)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(docs):
+    return train_wordpiece([d.text for d in docs], 3000)
+
+
+def positive(row: dict, keys: tuple[str, ...]) -> None:
+    for k in keys:
+        assert row[k] > 0, (k, row[k])
+
+
+@pytest.mark.slow
+def test_bench_train_smoke(tmp_path):
+    result = runner.invoke(
+        app,
+        ["bench", "train", "--tokens", "600", "--epochs", "2", "--annotations", str(ANNOTATIONS), "--out", str(tmp_path), "--threads", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / device_name()
+    report = json.loads((folder / "train-tiny.json").read_text())
+    assert {
+        "command",
+        "device",
+        "machine",
+        "versions",
+        "model",
+        "config",
+        "data",
+        "ours",
+        "trainer",
+        "ratio_tokens_per_second",
+        "targets",
+    } <= set(report)
+    assert report["command"].startswith("arner bench train --model tiny --tokens 600 --epochs 2")
+    assert {"cpu", "cpu_cores", "gpu"} <= set(report["machine"]) and report["versions"]["torch"] == torch.__version__
+    for side in ("ours", "trainer"):
+        positive(report[side], ("tokens_per_second", "sequences_per_second", "step_seconds", "peak_memory_mb", "seconds"))
+        assert len(report[side]["epoch_seconds"]) == 2
+    assert report["ours"]["precision"] == report["trainer"]["precision"] == "fp32"
+    assert report["data"]["windows"] > 0 and report["flops_per_token"] > 0 and report["ratio_tokens_per_second"] > 0
+    assert all({"target", "value", "reached"} <= set(t) for t in report["targets"])
+    assert "arner bench train" in (folder / "train-tiny.md").read_text()
+
+
+@pytest.mark.slow
+def test_bench_infer_smoke(tmp_path):
+    args = ["bench", "infer", "--tokens", "600", "--batch-sizes", "1,2", "--lengths", "32,64", "--length-tokens", "150"]
+    result = runner.invoke(app, args + ["--device", "cpu", "--annotations", str(ANNOTATIONS), "--out", str(tmp_path), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "cpu"
+    report = json.loads((folder / "infer-tiny.json").read_text())
+    keys = {
+        "tagger_default",
+        "tagger_best",
+        "pipeline_default",
+        "pipeline_best",
+        "ratio_default",
+        "ratio_best",
+        "batch_sweep",
+        "length_sweep",
+    }
+    assert keys <= set(report) and report["command"].startswith("arner bench infer --model tiny --tokens 600")
+    for name in ("tagger_default", "tagger_best", "pipeline_default", "pipeline_best"):
+        positive(report[name], ("documents_per_second", "tokens_per_second", "seconds", "batch_size", "model_positions_per_token"))
+        assert 0 < report[name]["model_forward_share"] <= 1
+    assert report["pipeline_default"]["batch_size"] == 1 and report["ratio_best"] > 0 and report["ratio_default"] > 0
+    assert [r["batch_size"] for r in report["batch_sweep"]["tagger"]] == [1, 2, 16]  # 16: Tagger's default
+    assert [r["length"] for r in report["length_sweep"]["pipeline"]] == [32, 64]
+    assert (folder / "infer-tiny.png").stat().st_size > 0 and "infer-tiny.png" in (folder / "infer-tiny.md").read_text()
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    result = runner.invoke(app, ["bench", "train", "--epochs", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "warm-up" in result.output
+    result = runner.invoke(app, ["bench", "infer", "--model", "gpt", "--annotations", str(ANNOTATIONS), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--model must be one of" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_repeated_documents_reach_the_target_in_shuffled_rounds(docs, tokenizer):
+    out = repeat_documents(docs, tokenizer, 5000, seed=1)
+    sizes = [len(tokenizer(d.text, add_special_tokens=False)["input_ids"]) for d in out]
+    assert sum(sizes) >= 5000 > sum(sizes[:-1])
+    assert len({d.doc for d in out}) == len(out)
+    first_round = [d.doc.rsplit("-r", 1)[0] for d in out[: len(docs)]]
+    assert sorted(first_round) == sorted(d.doc for d in docs)  # each article once per round
+    assert all(o.text == next(d.text for d in docs if o.doc.startswith(d.doc)) for o in out)
+
+
+def test_cut_texts_have_about_the_asked_length(docs, tokenizer):
+    texts = cut_texts([d.text for d in docs], tokenizer, 100, 1000)
+    sizes = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert len(texts) == 10 and all(90 <= n <= 110 for n in sizes), sizes
+
+
+def test_flops_per_token_counts_non_embedding_parameters():
+    from transformers import BertConfig, BertForTokenClassification
+
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64
+    )
+    model = BertForTokenClassification(config)
+    embedding = (100 + 64 + 2) * 32
+    non_embedding = sum(p.numel() for p in model.parameters()) - embedding
+    assert flops_per_token(model, 50) == 6 * non_embedding + 12 * 2 * 32 * 50
+
+
+def test_gpu_names_map_to_report_folders_and_peaks():
+    names = ["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H200", "NVIDIA A100-SXM4-80GB", "Tesla T4", "NVIDIA GeForce RTX 4090"]
+    assert [short_gpu_name(n) for n in names] == ["h100", "h100-pcie", "h200", "a100", "t4", "geforce-rtx-4090"]
+    assert PEAK_BF16_TFLOPS["h100"] == PEAK_BF16_TFLOPS["h200"] == 989.0 and PEAK_BF16_TFLOPS["a100"] == 312.0
