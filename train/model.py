@@ -56,14 +56,12 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, min_frequency: int = 
     return BertTokenizerFast(tokenizer_object=tok, do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True)
 
 
-def build_tiny(texts: Sequence[str], shape: TinyModel, out: Path, seed: int) -> Path:
-    """Train a tokenizer on `texts` and save it with a randomly initialized small BERT."""
-    import torch
-    from transformers import BertConfig, BertModel
+def bert_config(shape, vocab_size: int, pad_token_id: int):
+    """A `BertConfig` from a shape (hidden size, layers, heads, intermediate size, positions, dropouts)."""
+    from transformers import BertConfig
 
-    tokenizer = train_wordpiece(texts, shape.vocab_size, shape.min_frequency)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=shape.hidden_size,
         num_hidden_layers=shape.num_hidden_layers,
         num_attention_heads=shape.num_attention_heads,
@@ -71,8 +69,17 @@ def build_tiny(texts: Sequence[str], shape: TinyModel, out: Path, seed: int) -> 
         max_position_embeddings=shape.max_position_embeddings,
         hidden_dropout_prob=shape.hidden_dropout_prob,
         attention_probs_dropout_prob=shape.attention_probs_dropout_prob,
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=pad_token_id,
     )
+
+
+def build_tiny(texts: Sequence[str], shape: TinyModel, out: Path, seed: int) -> Path:
+    """Train a tokenizer on `texts` and save it with a randomly initialized small BERT."""
+    import torch
+    from transformers import BertModel
+
+    tokenizer = train_wordpiece(texts, shape.vocab_size, shape.min_frequency)
+    config = bert_config(shape, len(tokenizer), tokenizer.pad_token_id)
     torch.manual_seed(seed)
     model = BertModel(config)
     out.mkdir(parents=True, exist_ok=True)

@@ -574,22 +574,12 @@ def prepare_data(config: PretrainConfig, inputs: Sequence[TextInput], tokenizer,
 
 
 def build_scratch(config: PretrainConfig, tokenizer):
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
-    b = config.bert
-    bert_config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=b.hidden_size,
-        num_hidden_layers=b.num_hidden_layers,
-        num_attention_heads=b.num_attention_heads,
-        intermediate_size=b.intermediate_size,
-        max_position_embeddings=b.max_position_embeddings,
-        hidden_dropout_prob=b.hidden_dropout_prob,
-        attention_probs_dropout_prob=b.attention_probs_dropout_prob,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    from arner.train.model import bert_config
+
     torch.manual_seed(config.seed)
-    return BertForMaskedLM(bert_config)
+    return BertForMaskedLM(bert_config(config.bert, len(tokenizer), tokenizer.pad_token_id))
 
 
 def resolve_base(config: PretrainConfig, where: str, work: Path) -> str | None:
