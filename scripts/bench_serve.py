@@ -237,7 +237,7 @@ def cpu_ticks(pid: int | None) -> tuple[int, int] | None:
     """(busy ticks of the whole machine, ticks used by this process and by `pid`), from /proc."""
     try:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system irq softirq steal (guest is inside user)
         hz = os.sysconf("SC_CLK_TCK")
         t = os.times()
         ours = round((t.user + t.system) * hz)
