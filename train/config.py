@@ -23,11 +23,9 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class TinyModel:
-    """Shape of the offline BERT built from scratch (`model: tiny`)."""
+class BertShape:
+    """The shape of a BERT built from random weights (the tiny model; pretraining from scratch)."""
 
-    vocab_size: int = 3000
-    min_frequency: int = 1
     hidden_size: int = 128
     num_hidden_layers: int = 2
     num_attention_heads: int = 2
@@ -35,6 +33,14 @@ class TinyModel:
     max_position_embeddings: int = 256
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
+
+
+@dataclass
+class TinyModel(BertShape):
+    """The offline BERT of `model: tiny`: a shape plus the WordPiece vocabulary learned from the training articles."""
+
+    vocab_size: int = 3000
+    min_frequency: int = 1
 
 
 @dataclass

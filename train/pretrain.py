@@ -41,7 +41,7 @@ import torch
 
 from arner.corpus import AnnotationError, Problem
 from arner.external import SKIP_TOKENS
-from arner.train.config import ConfigError
+from arner.train.config import BertShape, ConfigError
 from arner.train.loop import LoopConfig, fit, make_accelerator, prepare_output, publish
 
 SCRATCH = "scratch"
@@ -55,19 +55,6 @@ class TokenizerShape:
     vocab_size: int = 8000
     min_frequency: int = 2
     max_chars: int = 50_000_000  # learned from the first this many characters of the inputs, in order
-
-
-@dataclass
-class BertShape:
-    """The BERT built from scratch (`model: scratch` only)."""
-
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 256
-    max_position_embeddings: int = 256
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
 
 
 @dataclass
