@@ -491,6 +491,7 @@ def create_app(
     max_queue: int = DEFAULT_MAX_QUEUE,
     device: str = "auto",
     batch_size: int = 16,
+    stride: int = 64,
     threads: int | None = None,
     warmup: bool = True,
 ) -> FastAPI:
@@ -500,7 +501,8 @@ def create_app(
     `max_texts`, `max_chars` (total per request), `max_text_chars` (per text; default
     `max_chars`) and `max_body_bytes` (default derived) bound a request (413 above them);
     `max_batch_texts` and `max_wait_ms` shape micro-batching; `max_queue` queued requests at
-    most (503 beyond). `device` and `batch_size` (windows per forward pass) apply when loading;
+    most (503 beyond). `device`, `batch_size` (windows per forward pass) and `stride` (overlap of
+    the windows of a long text) apply when loading;
     `threads` sets torch's intra-op threads (process-wide; default: torch's, one per core).
     """
     if threads is not None:
@@ -515,7 +517,7 @@ def create_app(
         from arner.inference import Tagger
 
         model_dir = Path(tagger_or_model_dir)
-        tagger = Tagger.from_pretrained(tagger_or_model_dir, device=device, batch_size=batch_size)
+        tagger = Tagger.from_pretrained(tagger_or_model_dir, device=device, batch_size=batch_size, stride=stride)
     else:
         tagger, model_dir = tagger_or_model_dir, None
     batcher.predict = tagger.predict
@@ -625,5 +627,7 @@ def run(
     """
     import uvicorn
 
+    if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise ValueError(f"log level must be one of critical, error, warning, info, debug, trace; got {log_level!r}")
     app = create_app(model_dir, device=device, threads=threads if threads is not None else default_threads(device), **app_kwargs)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=30)
