@@ -287,6 +287,7 @@ def markdown(report: dict) -> str:
         "",
         f"Command: `{report['command']}`",
         "",
+        *([report["note"], ""] if report.get("note") else []),
         f"Machine: {m['cpu_cores']} CPU cores ({m['cpu']}), no GPU; server and load generator on the same cores, over loopback.",
         f"Model: `{report['model']['base_model']}` (max length {report['model']['max_length']}). "
         f"Workload: {w['texts_per_request']} text(s) per request, {w['mean_chars']:.0f} characters on average, "
@@ -318,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--texts-per-request", type=int, default=1)
     p.add_argument("--warmup", type=int, default=100, help="requests sent first and not counted")
+    p.add_argument("--note", default="", help="a line for the report, e.g. what else ran on the machine")
     p.add_argument("--timeout", type=float, default=300, help="no request starts after this many seconds (per run)")
     p.add_argument(
         "--compare", action="store_true", help="also: 1 client alone, batching off, max wait 2 and 5 ms, one model thread per core"
@@ -385,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "command": command,
+        "note": a.note,
         "machine": machine(),
         "versions": versions(),
         "model": {k: info.get(k) for k in ("base_model", "max_length", "labels", "device")},

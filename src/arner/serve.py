@@ -4,13 +4,15 @@ Requests that arrive together are merged into one `Tagger.predict` call by a `Mi
 an asyncio queue and one worker task that takes what is queued (up to `max_batch_texts` texts),
 waiting at most `max_wait_ms` after the oldest request for more while callers are arriving
 together, runs the model in a single dedicated thread (so model calls never run concurrently
-and the CPU is not oversubscribed), and routes each caller's slice of the results back to it. Limits on the request are checked before anything
-reaches the model: too large is 413, malformed is 422, both with a JSON `detail` message.
+and the CPU is not oversubscribed), and routes each caller's slice of the results back to it.
+Limits are checked before anything reaches the model: too large is 413, malformed is 422,
+both with a JSON `detail` message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -494,6 +496,7 @@ def create_app(
     stride: int = 64,
     threads: int | None = None,
     warmup: bool = True,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """The FastAPI app over a loaded `Tagger` (or anything with its `predict`, `max_length`,
     `model.config.id2label`) or a model folder / hub id loaded with `Tagger.from_pretrained`.
@@ -502,8 +505,10 @@ def create_app(
     `max_chars`) and `max_body_bytes` (default derived) bound a request (413 above them);
     `max_batch_texts` and `max_wait_ms` shape micro-batching; `max_queue` queued requests at
     most (503 beyond). `device`, `batch_size` (windows per forward pass) and `stride` (overlap of
-    the windows of a long text) apply when loading;
-    `threads` sets torch's intra-op threads (process-wide; default: torch's, one per core).
+    the windows of a long text) apply when loading. `threads` sets torch's intra-op threads
+    (process-wide; default: torch's, one per core; `run` uses `default_threads`).
+    `warmup` runs the model once before serving; `freeze_gc` moves everything alive at startup
+    out of the garbage collector's reach (`gc.freeze`, process-wide: what `run` does).
     """
     if threads is not None:
         if threads < 1:
@@ -531,6 +536,9 @@ def create_app(
                 await batcher.run_in_worker(tagger.predict, [WARMUP_TEXT])
             except Exception:  # noqa: BLE001 - the first real request will report it
                 log.exception("warm-up prediction failed")
+        if freeze_gc:  # torch and transformers leave a large heap: a full collection paused requests ~200 ms
+            gc.collect()
+            gc.freeze()
         log.info("arner %s serving %s (%s)", arner.__version__, info["base_model"], info["device"])
         try:
             yield
@@ -600,8 +608,9 @@ def default_threads(device: str = "auto") -> int | None:
     """torch threads for a CPU server: one core is left to the event loop (HTTP, JSON), the rest
     go to the model; None (torch's default) when the model runs on a GPU.
 
-    Measured on 2 cores: a model thread per core is ~20% faster on an otherwise idle machine,
-    but 8-25x slower (OpenMP threads waiting on each other) when other processes want the CPU."""
+    Measured on 2 cores (reports/serve): a model thread per core is ~20% faster on an otherwise
+    idle machine, but 2.7x slower beside one busy process (OpenMP threads waiting for a core),
+    while one model thread keeps its throughput."""
     import torch
 
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
@@ -629,5 +638,6 @@ def run(
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise ValueError(f"log level must be one of critical, error, warning, info, debug, trace; got {log_level!r}")
-    app = create_app(model_dir, device=device, threads=threads if threads is not None else default_threads(device), **app_kwargs)
+    threads = threads if threads is not None else default_threads(device)
+    app = create_app(model_dir, device=device, threads=threads, freeze_gc=True, **app_kwargs)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=30)
