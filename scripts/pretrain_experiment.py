@@ -409,10 +409,18 @@ def discussion(r: dict) -> list[str]:
             f"{fs['mean_best']:.3f}, ends at {fs['mean_final']:.3f}); training loss after 5 epochs {fp['mean_loss_epoch_5']:.2f} "
             f"(from scratch {fs['mean_loss_epoch_5']:.2f})."
         )
+    ests = [systems[label(run)]["cv"]["pooled"]["span_strict_micro_f1"]["estimate"] for run in runs]
+    gap = max(run["unigram_entropy"] - run["metrics"]["heldout"]["mlm_loss"] for run in runs)
+    rising = len(runs) > 1 and all(a < b for a, b in zip(ests, ests[1:]))
     out += [
-        "- A pretraining that stays near the frequency-only loss has learned word frequencies, not context: its start fits the "
-        "four training articles faster and overfits them sooner than random weights under the same recipe. The per-epoch peaks "
-        "above are read on the test article: they diagnose, they are not results (picking the epoch on them would be optimistic).",
+        f"- Every run ends within {gap:.2f} nats of the frequency-only loss and fills the probe's blank with the most frequent "
+        "subwords (punctuation, function words): at these budgets the 2-layer model has learned subword frequencies and "
+        "little context. "
+        + (f"More pretraining moves the fine-tuned result up ({' → '.join(f'{x:.3f}' for x in ests)}) " if rising else "")
+        + ("but not above the model trained from scratch" if max(ests) <= scratch else "and above the model trained from scratch")
+        + "; a start like the shortest run's even fits the four training articles faster and overfits them sooner than random "
+        "weights. The per-epoch peaks above are read on the test article: they diagnose, they are not results (picking the "
+        "epoch on them would be optimistic).",
         "- **ANERcorp test** is poor for every system: four or five articles on one story cover few of its names, and its tags are "
         "by type (a country is LOC) where ours are by role; the loose score (ACTOR and PLACE merged) is only somewhat higher.",
         f"- **Why the CRF ({crf:.3f}) stays ahead**: it has hand-made features (proclitic-stripped forms, affixes, shape, "
