@@ -25,6 +25,7 @@ import platform
 import re
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,7 +72,7 @@ def comparable(config: dict) -> dict:
 
 def run_pretraining(config_path: Path, output: Path) -> dict:
     from arner.train.config import load_config
-    from arner.train.pretrain import PretrainConfig, pretrain
+    from arner.train.pretrain import PretrainConfig
 
     config = load_config(config_path, [QUIET], cls=PretrainConfig)
     meta_path = output / "arner.json"
@@ -82,7 +83,9 @@ def run_pretraining(config_path: Path, output: Path) -> dict:
             return meta
     resume = (output / "checkpoints").is_dir() and any((output / "checkpoints").glob("epoch-*"))
     log(f"pretraining {config_path} -> {output}" + (" (resuming)" if resume else ""))
-    pretrain(config, None, output, resume=resume, config_path=str(config_path))
+    # its own process, as a user runs it (the masking collator's seeded generator wants a main process)
+    command = [sys.executable, "-m", "arner.cli", "pretrain", "--config", str(config_path), "--output", str(output), "--set", QUIET]
+    subprocess.run(command + (["--resume"] if resume else []), check=True, cwd=REPO)
     return json.loads(meta_path.read_text(encoding="utf-8"))
 
 
@@ -222,8 +225,31 @@ def f3(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def shape(run: dict) -> str:
+    b = run["config"]["bert"]
+    layers, hidden = b["num_hidden_layers"], b["hidden_size"]
+    return "tiny" if (layers, hidden) == (2, 128) else f"{layers}-layer, hidden {hidden},"
+
+
 def label(run: dict) -> str:
-    return f"tiny pretrained, {run['metrics']['tokens_seen'] / 1e6:.1f}M tokens"
+    return f"{shape(run)} pretrained, {run['metrics']['tokens_seen'] / 1e6:.1f}M tokens"
+
+
+def on_cpu(r: dict) -> bool:
+    return r["device"]["device"].startswith("CPU")
+
+
+def finetune_recipe(r: dict, run: dict | None) -> tuple[str, str]:
+    """The fine-tuning config of a system and its recipe in words (lr, epochs)."""
+    import yaml
+
+    path = (run or {}).get("finetune_config", r["config"])
+    cfg = yaml.safe_load((REPO / path).read_text(encoding="utf-8"))
+    return path, f"lr {float(cfg['learning_rate']):g}, {cfg['epochs']} epochs"
+
+
+def strict(system: dict) -> dict:
+    return system["cv"]["pooled"]["span_strict_micro_f1"]
 
 
 def results_table(systems: dict) -> list[str]:
@@ -260,7 +286,7 @@ def pretraining_section(run: dict, r: dict) -> list[str]:
         name = e["path"].replace(EXTERNAL_ROOT + "/", "")
         excl = " (minus the sentences overlapping ANERcorp test)" if e["exclude"] else ""
         lines.append(f"| `{name}`{excl} | {e['units']:,} | {e['chars']:,} |")
-    speeds = sorted(x["tokens_per_second"] for x in run["step_rows"])
+    speeds = sorted(x["tokens_per_second"] for x in run["step_rows"]) or [0.0]
     lines += [
         "",
         f"- **Text**: {sum(e['units'] for e in run['inputs']):,} units (CoNLL sentences, SaudiNewsNet articles), "
@@ -271,14 +297,23 @@ def pretraining_section(run: dict, r: dict) -> list[str]:
         f"- **Tokenizer**: WordPiece, {cfg['tokenizer']['vocab_size']:,} subwords, learned from the first "
         f"{cfg['tokenizer']['max_chars']:,} characters of the same text.",
         f"- **Model**: BERT, {b['num_hidden_layers']} layers, hidden {b['hidden_size']}, {b['num_attention_heads']} heads, "
-        f"intermediate {b['intermediate_size']}, {b['max_position_embeddings']} positions ({run['parameters']:,} parameters): "
-        "the shape of `configs/tiny.yaml` (whose own vocabulary is at most 3,000 and in practice what four articles give).",
+        f"intermediate {b['intermediate_size']}, {b['max_position_embeddings']} positions ({run['parameters']:,} parameters)"
+        + (
+            ": the shape of `configs/tiny.yaml` (whose own vocabulary is at most 3,000 and in practice what four articles give)."
+            if shape(run) == "tiny"
+            else "."
+        ),
         f"- **Training**: {'whole-word' if cfg['whole_word_masking'] else 'token-level'} masking of {cfg['mlm_probability']:.0%}, "
         f"batch {cfg['batch_size']} × {cfg['max_length']}, AdamW lr {cfg['learning_rate']:g} (warmup {cfg['warmup_ratio']:.0%}, "
         f"linear decay), {pre['epochs_run']} epoch(s): **{pre['global_step']:,} steps, {pre['tokens_seen']:,} tokens seen, "
         f"{pre['train_seconds'] / 60:.1f} minutes of training** ({pre['wall_seconds'] / 60:.1f} with tokenizer and packing) on "
         f"{run['device']} ({run['torch_threads']} torch threads); {pre['tokens_seen'] / max(pre['train_seconds'], 1):,.0f} tokens/s "
-        f"on average, {speeds[0]:,.0f} to {speeds[-1]:,.0f} over the logged windows as other jobs came and went on the same 2 cores.",
+        f"on average, {speeds[0]:,.0f} to {speeds[-1]:,.0f} over the logged windows"
+        + (
+            " as other jobs came and went on the same 2 cores."
+            if on_cpu(r)
+            else (" (the pretrainings ran at the same time on the one GPU)." if len(r["runs"]) > 1 and "--jobs" in r["command"] else ".")
+        ),
         f"- **MLM loss** on the held-out rows: {pre['heldout']['mlm_loss']:.2f} nats (perplexity {pre['heldout']['perplexity']:,.0f}); "
         f"a model that ignores context and guesses from the subword frequencies of this text scores {run['unigram_entropy']:.2f}, a "
         f"uniform guess ln({cfg['tokenizer']['vocab_size']:,}) = {math.log(cfg['tokenizer']['vocab_size']):.2f}. "
@@ -296,9 +331,10 @@ def markdown(r: dict) -> str:
     runs, systems = r["runs"], r["systems"]
     lk = runs[-1]["leakage"]
     lines = [
-        "# Pretraining the offline tiny BERT here: does it help?",
+        "# Pretraining the offline BERT here: does it help?",
         "",
-        f"Produced by `{r['command']}` ({r['device']['device']}, {r['device']['cpu_cores']} cores shared with other jobs).",
+        f"Produced by `{r['command']}` ({r['device']['device']}, {r['device']['cpu_cores']} CPU cores"
+        + (", shared with other jobs)." if on_cpu(r) else ")."),
         "",
         "Leave-one-article-out CV on the five annotated articles (pooled over the five held-out articles, 95% paragraph-bootstrap "
         "intervals) and the ANERcorp test split (CAMeL Lab split, 918 sentences; strict per mapped label: PERS/ORG → ACTOR, "
@@ -307,8 +343,15 @@ def markdown(r: dict) -> str:
         f"- **{SCRATCH}**: `{r['config']}`, a 2-layer BERT (hidden 128) whose WordPiece vocabulary and weights start from "
         "nothing and see only the four training articles;",
         *(
-            f"- **{label(run)}**: the same fine-tuning config with `model={run['dir']}`, the same architecture pretrained with "
-            f"`arner pretrain --config {run['config_path']}` (below);"
+            f"- **{label(run)}**: "
+            + (
+                "the same fine-tuning config"
+                if finetune_recipe(r, run)[0] == r["config"]
+                else f"`{finetune_recipe(r, run)[0]}` ({finetune_recipe(r, run)[1]}, fixed before any result)"
+            )
+            + f" with `model={run['dir']}`, "
+            + ("the same architecture" if shape(run) == "tiny" else f"a {shape(run).rstrip(',')} BERT")
+            + f" pretrained with `arner pretrain --config {run['config_path']}` (below);"
             for run in runs
         ),
         f"- **{CRF_NAME}**: the CRF baseline of `arner cv`.",
@@ -330,6 +373,7 @@ def markdown(r: dict) -> str:
         + f" (the CRF is in [{systems[CRF_NAME]['cv_folder']}]({systems[CRF_NAME]['cv_folder']}/report.md)). "
         "The same CV from the command line: " + "; ".join(f"`{c}`" for c in r["cv_commands"]) + ".",
         "",
+        *sensitivity_section(r),
         "## Reading it",
         "",
         *r["discussion"],
@@ -389,50 +433,135 @@ def verdict(systems: dict, runs: list[dict]) -> str:
 
 def discussion(r: dict) -> list[str]:
     systems, runs = r["systems"], r["runs"]
-    scratch = systems[SCRATCH]["cv"]["pooled"]["span_strict_micro_f1"]["estimate"]
-    crf = systems[CRF_NAME]["cv"]["pooled"]["span_strict_micro_f1"]["estimate"]
+    scratch = strict(systems[SCRATCH])["estimate"]
+    crf_system = systems[CRF_NAME]
+    crf = strict(crf_system)["estimate"]
     fs = systems[SCRATCH]["finetuning"]
+    where = r["device"]["device"]
     out = []
     for run in runs:
         s = systems[label(run)]
-        est = s["cv"]["pooled"]["span_strict_micro_f1"]
+        est = strict(s)
         fp, m = s["finetuning"], run["metrics"]
         context = run["unigram_entropy"] - m["heldout"]["mlm_loss"]
+        fills = ", ".join(f"«{x['token']}»" for x in run["fill_mask"][:3])
         out.append(
-            f"- **{label(run)}** ({m['global_step']:,} steps, {m['train_seconds'] / 60:.0f} minutes): held-out MLM loss "
+            f"- **{label(run)}** ({m['global_step']:,} steps, {m['train_seconds'] / 60:.0f} minutes on {where}): held-out MLM loss "
             f"{m['heldout']['mlm_loss']:.2f}, {context:.2f} nats under the {run['unigram_entropy']:.2f} of guessing from subword "
-            f"frequencies alone (top fill for the probe: «{run['fill_mask'][0]['token']}»). Articles {scratch:.3f} → {est['estimate']:.3f} "
+            f"frequencies alone; top fills for the probe: {fills}. Articles {scratch:.3f} → {est['estimate']:.3f} "
             f"[{est['low']:.3f}, {est['high']:.3f}] ({est['estimate'] - scratch:+.3f}); ANERcorp test "
-            f"{systems[SCRATCH]['anercorp_test']['strict_f1']:.3f} → {s['anercorp_test']['strict_f1']:.3f}. Under the tiny fine-tuning "
-            f"recipe (lr 1e-3, 30 epochs) its held-out F1 peaks at epoch {fp['mean_best_epoch']:.0f} on average over the folds "
-            f"({fp['mean_best']:.3f}) and ends at {fp['mean_final']:.3f} (from scratch: epoch {fs['mean_best_epoch']:.0f}, "
+            f"{systems[SCRATCH]['anercorp_test']['strict_f1']:.3f} → {s['anercorp_test']['strict_f1']:.3f}. Under its fine-tuning "
+            f"recipe ({finetune_recipe(r, run)[1]}) its held-out F1 peaks at epoch {fp['mean_best_epoch']:.0f} on average over the "
+            f"folds ({fp['mean_best']:.3f}) and ends at {fp['mean_final']:.3f} (from scratch: epoch {fs['mean_best_epoch']:.0f}, "
             f"{fs['mean_best']:.3f}, ends at {fs['mean_final']:.3f}); training loss after 5 epochs {fp['mean_loss_epoch_5']:.2f} "
             f"(from scratch {fs['mean_loss_epoch_5']:.2f})."
         )
-    ests = [systems[label(run)]["cv"]["pooled"]["span_strict_micro_f1"]["estimate"] for run in runs]
-    gap = max(run["unigram_entropy"] - run["metrics"]["heldout"]["mlm_loss"] for run in runs)
-    rising = len(runs) > 1 and all(a < b for a, b in zip(ests, ests[1:]))
-    out += [
-        f"- Every run ends within {gap:.2f} nats of the frequency-only loss and fills the probe's blank with the most frequent "
-        "subwords (punctuation, function words): at these budgets the 2-layer model has learned subword frequencies and "
-        "little context. "
-        + (f"More pretraining moves the fine-tuned result up ({' → '.join(f'{x:.3f}' for x in ests)}) " if rising else "")
-        + ("but not above the model trained from scratch" if max(ests) <= scratch else "and above the model trained from scratch")
-        + "; a start like the shortest run's even fits the four training articles faster and overfits them sooner than random "
-        "weights. The per-epoch peaks above are read on the test article: they diagnose, they are not results (picking the "
-        "epoch on them would be optimistic).",
-        "- **ANERcorp test** is poor for every system: four or five articles on one story cover few of its names, and its tags are "
-        "by type (a country is LOC) where ours are by role; the loose score (ACTOR and PLACE merged) is only somewhat higher.",
-        f"- **Why the CRF ({crf:.3f}) stays ahead**: it has hand-made features (proclitic-stripped forms, affixes, shape, "
-        "neighbours) that a 2-layer, hidden-128 BERT must learn from its pretraining and four articles; minutes of 2 shared CPU "
-        "cores are orders of magnitude less pretraining than a base-size Arabic BERT gets (AraBERT v0.2: 8.6B words, on TPUs).",
-        "- **What would close the gap**, in order of cost: more steps of the same model on all of SaudiNewsNet (the loop and the "
-        "data scale to it: rows are packed on disk and read through a memmap); a lower fine-tuning learning rate or fewer "
-        "epochs for a pretrained start, chosen on data other than the test article; a wider model (hidden 256, 4 layers) on a "
-        "GPU; or, where a hub is reachable, AraBERT v0.2 itself (`configs/arabert-v02.yaml`), optionally after domain-adaptive "
-        "pretraining with `configs/pretrain-arabert-dapt.yaml`.",
+    by_context = sorted(runs, key=lambda run: run["unigram_entropy"] - run["metrics"]["heldout"]["mlm_loss"])
+    pairs = [
+        (run["unigram_entropy"] - run["metrics"]["heldout"]["mlm_loss"], strict(systems[label(run)])["estimate"]) for run in by_context
     ]
+    rising = len(pairs) > 1 and all(a[1] < b[1] for a, b in zip(pairs, pairs[1:]))
+    out.append(
+        "- **What the pretraining bought** (nats under the frequency-only loss → articles strict F1): "
+        + "; ".join(f"{label(run)}: {g:.2f} → {f:.3f}" for run, (g, f) in zip(by_context, pairs))
+        + f" (from scratch {scratch:.3f}). "
+        + (
+            "The fine-tuned result rises with how much context the pretraining learned. "
+            if rising
+            else "The fine-tuned result does not simply follow the MLM loss. "
+        )
+        + "A run that fills the probe with the most frequent subwords (punctuation, function words) has learned frequencies, "
+        "not context, and such a start can fit the four training articles faster and overfit them sooner than random weights. "
+        "The per-epoch peaks above are read on the test article: they diagnose, they are not results (picking the epoch on "
+        "them would be optimistic)."
+    )
+    best = max(runs, key=lambda run: strict(systems[label(run)])["estimate"])
+    top = systems[label(best)]
+    curve = best["loss_curve"]
+    if len(curve) >= 4:
+        a, b = curve[(3 * len(curve)) // 4 - 1], curve[-1]
+        if a["loss"] - b["loss"] > 0.1:
+            out.append(
+                f"- **{label(best)} is under-trained**: its training MLM loss was still falling when it stopped "
+                f"({a['loss']:.2f} at step {a['step']:,} → {b['loss']:.2f} at step {b['step']:,}); more steps of the same run "
+                "should help."
+            )
+    ext_best = max(systems.items(), key=lambda kv: kv[1]["anercorp_test"]["strict_f1"])
+    ahead = [
+        (lab, top["cv"]["pooled"][f"span_strict_{lab}_f1"]["estimate"], crf_system["cv"]["pooled"][f"span_strict_{lab}_f1"]["estimate"])
+        for lab in ("ACTOR", "PLACE", "DATE")
+    ]
+    ahead = [x for x in ahead if x[1] > x[2]]
+    ext_top, ext_crf = top["anercorp_test"]["strict_f1"], crf_system["anercorp_test"]["strict_f1"]
+    out.append(
+        f"- **ANERcorp test** is low for every system (best: {ext_best[0]}, {ext_best[1]['anercorp_test']['strict_f1']:.3f}): four or "
+        "five articles on one story cover few of its names, and its tags are by type (a country is LOC) where ours are by role; "
+        "the loose score (ACTOR and PLACE merged) is only somewhat higher."
+        + (
+            f" {label(best)} is ahead of the CRF there ({ext_top:.3f} against {ext_crf:.3f}): what it learned from the news text "
+            "carries beyond the one story, where the CRF's features fit the four articles."
+            if ext_top > ext_crf
+            else ""
+        )
+    )
+    if crf >= strict(top)["estimate"]:
+        tokens = max(run["metrics"]["tokens_seen"] for run in runs)
+        out.append(
+            f"- **Why the CRF ({crf:.3f}) stays ahead on the articles**"
+            + (
+                f" (though {label(best)} is ahead on " + ", ".join(f"{lab} ({x:.3f} against {y:.3f})" for lab, x, y in ahead) + ")"
+                if ahead
+                else ""
+            )
+            + ": it has hand-made features (proclitic-stripped forms, affixes, shape, neighbours) that a BERT must learn from its "
+            f"pretraining and four articles. The largest pretraining here saw {tokens / 1e6:.1f}M tokens in minutes on {where}: "
+            "orders of magnitude less than a base-size Arabic BERT gets (AraBERT v0.2: 8.6B words, on TPUs)."
+        )
+    out.append(
+        "- **What would close the gap**, in order of cost: more steps on the same text (rows are packed on disk and read through "
+        "a memmap, so the data scales; `max_steps` sets the budget); a larger model on a GPU; a fine-tuning recipe chosen on data "
+        "other than the test article"
+        + (" (the recipe table above moves the result by a few points, not by the gap)" if r.get("sensitivity") else "")
+        + "; or, where a hub is reachable, AraBERT v0.2 itself (`configs/arabert-v02.yaml`), optionally after domain-adaptive "
+        "pretraining with `configs/pretrain-arabert-dapt.yaml`."
+    )
     return out
+
+
+def load_sensitivity(out: Path) -> list[dict]:
+    """`arner cv` runs under out/sensitivity/ (other fine-tuning recipes for a pretrained model), if any."""
+    rows = []
+    for path in sorted(out.glob("sensitivity/*/metrics.json")):
+        m = json.loads(path.read_text(encoding="utf-8"))
+        rows.append(
+            {
+                "folder": str(path.parent.relative_to(out)),
+                "command": m["command"],
+                "strict": m["systems"]["bert"]["pooled"]["span_strict_micro_f1"],
+            }
+        )
+    return rows
+
+
+def sensitivity_section(r: dict) -> list[str]:
+    rows = r.get("sensitivity") or []
+    if not rows:
+        return []
+    lines = [
+        "### Fine-tuning recipe: other settings (read on the test articles: a diagnostic, not a result)",
+        "",
+        "The same CV with one setting of the fine-tuning config changed (every other setting, the pretrained model and the folds "
+        "the same). Picking the best of these on the test articles would be optimistic.",
+        "",
+        "| run | command | strict span F1 (pooled) [95%] |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| [{x['folder'].split('/')[-1]}]({x['folder']}/report.md) | `{x['command']}` | {x['strict']['estimate']:.3f} "
+        f"[{x['strict']['low']:.3f}, {x['strict']['high']:.3f}] |"
+        for x in rows
+    ]
+    return [*lines, ""]
 
 
 def curve_of(pretrained: Path) -> tuple[list[dict], list[dict]]:
@@ -445,105 +574,161 @@ def curve_of(pretrained: Path) -> tuple[list[dict], list[dict]]:
     return curve, [{"step": x["step"], "tokens_per_second": x["tokens_per_second"]} for x in steps]
 
 
+# ---------------------------------------------------------------- orchestration
+
+
+def init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def pretraining_task(path: str, work: str) -> dict:
+    """Pretrain one config (or reuse it) and read the diagnostics of the result."""
+    from transformers import AutoModelForMaskedLM
+
+    path, name = Path(path), Path(path).stem.removeprefix("pretrain-")
+    pretrained = Path(work) / name
+    meta = run_pretraining(path, pretrained)
+    checks = leakage(meta)
+    log(
+        f"{name}: {checks['shared_ngrams']} shared {checks['ngram']}-word sequences; ANERcorp test an input: {checks['anercorp_test_in_inputs']}"
+    )
+    curve, step_rows = curve_of(pretrained)
+    return {
+        "name": name,
+        "config_path": str(path),
+        "dir": str(pretrained),
+        "command": f"arner pretrain --config {path} --output {pretrained}",
+        "config": meta["config"],
+        "inputs": meta["inputs"],
+        "data": meta["data"],
+        "metrics": meta["metrics"],
+        "device": meta.get("device"),
+        "torch_threads": meta.get("torch_threads"),
+        "versions": meta.get("versions"),
+        "git_commit": meta.get("git_commit"),
+        "parameters": sum(x.numel() for x in AutoModelForMaskedLM.from_pretrained(pretrained).parameters()),  # tied decoder once
+        "unigram_entropy": unigram_entropy(pretrained),
+        "fill_mask": fill_mask(pretrained),
+        "loss_curve": curve,
+        "step_rows": step_rows,
+        "leakage": checks,
+    }
+
+
+def system_task(config: str, overrides: list[str], systems: list[str], out: str, cv_folder: str, work: str, resume: bool) -> dict:
+    """CV of one fine-tuning setup (plus the CRF when asked), its fold models' and its all-articles model's ANERcorp scores."""
+    config_path, out, work = Path(config), Path(out), Path(work)
+    result = cv_run(out / f"cv-{cv_folder}", config_path, overrides, systems, work / f"cv-{cv_folder}", resume)
+    rows = fold_external(work / f"cv-{cv_folder}")
+    return {
+        "command": result["command"],
+        "config": config,
+        "overrides": overrides,
+        "cv": result["systems"],
+        "cv_folder": f"cv-{cv_folder}",
+        "anercorp_test": final_model(config_path, overrides, work / f"final-{cv_folder}", resume),
+        "anercorp_test_folds": {k: mean_sd(rows, k) for k in rows[0]},
+        "finetuning": finetuning_curves(work / f"cv-{cv_folder}"),
+    }
+
+
+def crf_task() -> tuple[dict, list[dict]]:
+    from arner import corpus
+    from arner.external import ExternalCorpus
+
+    return crf_external(corpus.load(REPO / "annotations"), ExternalCorpus(name="anercorp-test", files=[ANERCORP_TEST]))
+
+
+def parallel(jobs: int, calls: list[tuple]) -> list:
+    """Run `(function, *args)` calls, `jobs` processes at a time (one GPU is shared: the models are small)."""
+    if jobs <= 1:
+        return [fn(*a) for fn, *a in calls]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(calls)))
+    with ProcessPoolExecutor(
+        min(jobs, len(calls)), mp_context=multiprocessing.get_context("spawn"), initializer=init_worker, initargs=(threads,)
+    ) as pool:
+        futures = [pool.submit(fn, *a) for fn, *a in calls]
+        return [f.result() for f in futures]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-config", nargs="+", default=["configs/pretrain-tiny-news.yaml", "configs/pretrain-tiny-news-long.yaml"])
-    parser.add_argument("--config", default="configs/tiny.yaml", help="fine-tuning config of the tiny systems")
+    parser.add_argument(
+        "--config", default="configs/tiny.yaml", help="fine-tuning config of the scratch system (and of every pretrained one by default)"
+    )
+    parser.add_argument(
+        "--finetune", nargs="*", default=[], metavar="NAME=CONFIG", help="fine-tuning config for the pretraining NAME (pretrain-NAME.yaml)"
+    )
     parser.add_argument("--out", default="reports/pretrain")
     parser.add_argument("--work", default="runs/pretrain")
+    parser.add_argument("--jobs", type=int, default=1, help="pretrainings, then CV systems, run this many at a time")
     parser.add_argument("--resume", action="store_true", help="reuse finished fold and final models (their last checkpoints)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite report.md from --out/results.json")
     args = parser.parse_args()
     os.chdir(REPO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from transformers import AutoModelForMaskedLM
-
-    from arner import atomic, corpus
+    from arner import atomic
     from arner.eval.report import dumps
-    from arner.external import ExternalCorpus
 
-    config, out, work = Path(args.config), Path(args.out), Path(args.work)
-    documents = corpus.load(REPO / "annotations")
-    entry = ExternalCorpus(name="anercorp-test", files=[ANERCORP_TEST])
+    out, work = Path(args.out), Path(args.work)
+    if args.report_only:
+        result = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        result["sensitivity"] = load_sensitivity(out)
+        result["verdict"] = verdict(result["systems"], result["runs"])
+        result["discussion"] = discussion(result)
+        atomic.write_text(out / "results.json", dumps(result))
+        atomic.write_text(out / "report.md", markdown(result))
+        log(f"rewrote {out / 'report.md'}")
+        return
+    finetune = dict(x.split("=", 1) for x in args.finetune)
+    names = [Path(x).stem.removeprefix("pretrain-") for x in args.pretrain_config]
+    if unknown := sorted(set(finetune) - set(names)):
+        parser.error(f"--finetune names {unknown}, which no --pretrain-config gives (names: {names})")
 
-    def external_folds(rows):
-        return {k: mean_sd(rows, k) for k in rows[0]}
-
-    runs = []
-    for path in map(Path, args.pretrain_config):
-        name = path.stem.removeprefix("pretrain-")
-        pretrained = work / name
-        meta = run_pretraining(path, pretrained)
-        checks = leakage(meta)
-        log(
-            f"{name}: {checks['shared_ngrams']} shared {checks['ngram']}-word sequences; ANERcorp test an input: {checks['anercorp_test_in_inputs']}"
-        )
-        curve, step_rows = curve_of(pretrained)
-        runs.append(
-            {
-                "name": name,
-                "config_path": str(path),
-                "dir": str(pretrained),
-                "command": f"arner pretrain --config {path} --output {pretrained}",
-                "config": meta["config"],
-                "inputs": meta["inputs"],
-                "data": meta["data"],
-                "metrics": meta["metrics"],
-                "device": meta.get("device"),
-                "torch_threads": meta.get("torch_threads"),
-                "versions": meta.get("versions"),
-                "git_commit": meta.get("git_commit"),
-                "parameters": sum(x.numel() for x in AutoModelForMaskedLM.from_pretrained(pretrained).parameters()),  # tied decoder once
-                "unigram_entropy": unigram_entropy(pretrained),
-                "fill_mask": fill_mask(pretrained),
-                "loss_curve": curve,
-                "step_rows": step_rows,
-                "leakage": checks,
-            }
-        )
-
-    scratch_cv = cv_run(out / "cv-scratch", config, [EXTERNAL_TEST, QUIET], ["bert", "crf"], work / "cv-scratch", args.resume)
-    crf_all, crf_folds = crf_external(documents, entry)
-    systems = {
-        SCRATCH: {
-            "cv": scratch_cv["systems"]["bert"],
-            "cv_folder": "cv-scratch",
-            "anercorp_test": final_model(config, [EXTERNAL_TEST, QUIET], work / "final-scratch", args.resume),
-            "anercorp_test_folds": external_folds(fold_external(work / "cv-scratch")),
-            "finetuning": finetuning_curves(work / "cv-scratch"),
-        }
-    }
-    cv_commands = [scratch_cv["command"]]
+    runs = parallel(args.jobs, [(pretraining_task, path, str(work)) for path in args.pretrain_config])
+    calls: list[tuple] = [
+        (system_task, args.config, [EXTERNAL_TEST, QUIET], ["bert", "crf"], str(out), "scratch", str(work), args.resume),
+        (crf_task,),
+    ]
     for run in runs:
+        run["finetune_config"] = finetune.get(run["name"], args.config)
         overrides = [f"model={run['dir']}", EXTERNAL_TEST, QUIET]
-        result = cv_run(out / f"cv-{run['name']}", config, overrides, ["bert"], work / f"cv-{run['name']}", args.resume)
+        calls.append((system_task, run["finetune_config"], overrides, ["bert"], str(out), run["name"], str(work), args.resume))
+    done = parallel(args.jobs, calls)
+    scratch, (crf_all, crf_folds) = done[0], done[1]
+    cv_commands = [scratch["command"]]
+    systems = {SCRATCH: {**scratch, "cv": scratch["cv"]["bert"]}}
+    for run, result in zip(runs, done[2:]):
         cv_commands.append(result["command"])
-        systems[label(run)] = {
-            "cv": result["systems"]["bert"],
-            "cv_folder": f"cv-{run['name']}",
-            "anercorp_test": final_model(config, overrides, work / f"final-{run['name']}", args.resume),
-            "anercorp_test_folds": external_folds(fold_external(work / f"cv-{run['name']}")),
-            "finetuning": finetuning_curves(work / f"cv-{run['name']}"),
-        }
+        systems[label(run)] = {**result, "cv": result["cv"]["bert"]}
     systems[CRF_NAME] = {
-        "cv": scratch_cv["systems"]["crf"],
+        "cv": scratch["cv"]["crf"],
         "cv_folder": "cv-scratch",
         "anercorp_test": crf_all,
-        "anercorp_test_folds": external_folds(crf_folds),
+        "anercorp_test_folds": {k: mean_sd(crf_folds, k) for k in crf_folds[0]},
     }
     result = {
         "command": "python scripts/pretrain_experiment.py"
         + "".join(
             f" --{k.replace('_', '-')} {' '.join(map(shlex.quote, v)) if isinstance(v, list) else shlex.quote(str(v))}"
             for k, v in vars(args).items()
-            if k != "resume" and v != parser.get_default(k)
+            if k not in ("resume", "report_only") and v != parser.get_default(k)
         ),
-        "config": str(config),
+        "config": args.config,
         "device": device_description(),
         "runs": runs,
         "cv_commands": cv_commands,
         "systems": systems,
     }
+    atomic.write_text(out / "results.json", dumps(result))  # before the prose: a failing report loses no result
+    result["sensitivity"] = load_sensitivity(out)
     result["verdict"] = verdict(systems, runs)
     result["discussion"] = discussion(result)
     atomic.write_text(out / "results.json", dumps(result))

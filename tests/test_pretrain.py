@@ -60,7 +60,7 @@ def test_shipped_configs_load():
         config = load(path=path)
         assert not any("anercorp/test" in t.path for t in config.text), path  # never the ANERcorp test split
         assert all(t.exclude.endswith("sentences_overlapping_anercorp_test.txt") for t in config.text if "newsfane" in t.path), path
-        if config.model == "scratch":  # the tiny shape of configs/tiny.yaml
+        if path.stem.startswith("pretrain-tiny"):  # the tiny shape of configs/tiny.yaml
             b = config.bert
             assert (b.hidden_size, b.num_hidden_layers, b.num_attention_heads, b.intermediate_size) == (
                 shape.hidden_size,
@@ -351,6 +351,22 @@ def test_killed_then_resumed_matches_uninterrupted(pretrained, tmp_path):
     }
     a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "r" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_max_steps_cuts_the_run_and_a_resume_adds_nothing(pretrained, tmp_path):
+    _, full, text = pretrained
+    steps_per_epoch = full["global_step"] // 6
+    cut = steps_per_epoch + 2  # inside epoch 2
+    config = load(*QUICK, f"max_steps={cut}", path=TINY)
+    metrics = pretrain(config, [text], tmp_path / "cut")
+    rows = [json.loads(r) for r in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if r["type"] == "epoch"]
+    assert metrics["global_step"] == cut and [r["step"] for r in epochs] == [steps_per_epoch, cut]
+    assert epochs[-1]["max_steps_reached"] and epochs[-1]["learning_rate"] == 0.0  # the schedule ends at max_steps
+    assert metrics["tokens_seen"] == sum(r["tokens"] for r in epochs) < 2 * full["tokens_per_epoch"]
+    again = pretrain(config, [text], tmp_path / "cut", resume=True)
+    assert again["global_step"] == cut and again["tokens_seen"] == metrics["tokens_seen"]
 
 
 def test_packed_rows_read_from_disk_not_memory(tmp_path, tokenizer):

@@ -12,7 +12,7 @@ runner = CliRunner()
 CONFIGS = REPO / "configs"
 
 
-@pytest.mark.parametrize("name", ["tiny", "arabert-v02", "camelbert-msa", "xlmr-base"])
+@pytest.mark.parametrize("name", ["tiny", "arabert-v02", "camelbert-msa", "xlmr-base", "small-pretrained"])
 def test_shipped_configs_load(name):
     config = load_config(CONFIGS / f"{name}.yaml")
     assert config.model and config.max_length > config.stride

@@ -30,6 +30,7 @@ class LoopConfig:
     """Optimization settings common to fine-tuning and pretraining."""
 
     epochs: int = 10
+    max_steps: int = 0  # stop after this many optimizer steps, the schedule planned for them (0: run every epoch)
     batch_size: int = 8
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
@@ -49,6 +50,7 @@ class LoopConfig:
     def checks(self) -> list[tuple[bool, str, str]]:
         return [
             (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.max_steps >= 0, "max_steps", "must be >= 0 (0: no cap)"),
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
             (self.learning_rate > 0, "learning_rate", "must be > 0"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
@@ -186,6 +188,8 @@ def fit(
     )
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / config.gradient_accumulation_steps)
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     if config.torch_compile:
         model = torch.compile(model)
@@ -215,7 +219,7 @@ def fit(
     )
     stop = False
     for epoch in range(state["epoch"], config.epochs):
-        if stop:
+        if stop or state["global_step"] >= total_steps:  # early stop, or max_steps reached in an earlier (cut) epoch
             break
         loader.set_epoch(epoch)  # accelerate passes its own epoch count to the sampler on every pass
         sampler.set_epoch(epoch)
@@ -261,6 +265,8 @@ def fit(
                 progress.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_second']:.0f}")
                 write_log(row)
                 window_loss, window_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
+            if state["global_step"] >= total_steps:  # max_steps: this epoch ends here, checkpointed like any other
+                break
         elapsed = time.perf_counter() - epoch_start
         row = {
             "type": "epoch",
@@ -269,8 +275,11 @@ def fit(
             "loss": epoch_loss.item() / max(1, epoch_batches),
             "learning_rate": scheduler.get_last_lr()[0],
             "tokens_per_second": epoch_tokens.item() * accelerator.num_processes / max(elapsed, 1e-9),
+            "tokens": round(epoch_tokens.item() * accelerator.num_processes),  # real (non-padding) tokens trained on
             "seconds": elapsed,
         }
+        if state["global_step"] >= total_steps and epoch + 1 < config.epochs:
+            row["max_steps_reached"] = True
         improved = False
         if evaluate is not None and accelerator.is_main_process:
             row["heldout"] = evaluate(accelerator.unwrap_model(model))
@@ -314,24 +323,17 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict:
+    """Installed versions, read from package metadata (nothing imported: a missing optional package is just absent)."""
     import platform
+    from importlib import metadata
 
-    import accelerate
-    import datasets
-    import tokenizers
-    import transformers
-
-    import arner
-
-    return {
-        "arner": arner.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "accelerate": accelerate.__version__,
-        "tokenizers": tokenizers.__version__,
-        "datasets": datasets.__version__,
-    }
+    found = {"python": platform.python_version(), "torch": torch.__version__}
+    for name in ("arner", "transformers", "accelerate", "tokenizers", "datasets"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def publish(model, tokenizer, output: Path, meta: dict, max_length: int | None = None) -> None:

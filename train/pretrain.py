@@ -650,7 +650,7 @@ def pretrain(
         "sequences": len(train_data),
         "heldout_sequences": len(held_data),
         "tokens_per_epoch": tokens_per_epoch,
-        "tokens_seen": tokens_per_epoch * state["epoch"],
+        "tokens_seen": sum(r.get("tokens", tokens_per_epoch) for r in history),
         "first_loss": history[0]["loss"] if history else None,
         "final_loss": history[-1]["loss"] if history else None,
         "train_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
