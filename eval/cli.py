@@ -18,12 +18,6 @@ class Missing(str, Enum):
     empty = "empty"
 
 
-def _fail(error: AnnotationError) -> None:
-    for problem in error.problems:
-        typer.echo(str(problem), err=True)
-    raise typer.Exit(1)
-
-
 def _usage(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -115,7 +109,9 @@ def eval_command(
                     with (tmp / "report.md").open("a", encoding="utf-8") as f:
                         f.write("\n" + external_markdown(scores))
     except AnnotationError as e:
-        _fail(e)
+        from arner.cli import fail  # imported here: arner.cli imports this module
+
+        fail(e)
     b = metrics["bootstrap"]
     typer.echo(
         f"wrote {out}: word micro F1 {metrics['word']['micro']['f1']:.3f}, span strict F1 {b['estimate']:.3f} "
@@ -165,7 +161,9 @@ def cv_command(
             log=lambda m: typer.echo(m, err=True),
         )
     except AnnotationError as e:
-        _fail(e)
+        from arner.cli import fail  # imported here: arner.cli imports this module
+
+        fail(e)
     except (ValueError, RuntimeError) as e:  # a bad config or override (ConfigError), a fold model that saw its article
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

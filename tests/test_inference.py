@@ -101,8 +101,10 @@ def test_non_string_input_is_a_clear_error(tagger):
 
 
 def test_missing_or_corrupt_model_folder(tmp_path):
-    with pytest.raises(ModelLoadError, match="nope"):
+    with pytest.raises(ModelLoadError, match="nope: no such model folder"):
         Tagger.from_pretrained(tmp_path / "nope")
+    with pytest.raises(ModelLoadError, match="no such model folder"):  # said plainly, not as a bad hub repo id
+        Tagger.from_pretrained("./runs/no-such-model")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text("{not json", encoding="utf-8")

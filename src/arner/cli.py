@@ -270,21 +270,10 @@ def bench_train_command(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
 ) -> None:
     """Training tokens/s, sequences/s, step time, peak memory, MFU: `arner train`'s loop vs the HF Trainer."""
+    options = dict(locals())  # the parameters, as the report's command line spells them
+
     from arner.bench import bench_train, command_line
 
-    options = dict(
-        model=model,
-        tokens=tokens,
-        epochs=epochs,
-        batch_size=batch_size,
-        config=config,
-        annotations=annotations,
-        out=out,
-        name=name,
-        seed=seed,
-        repeats=repeats,
-        threads=threads,
-    )
     try:
         r = bench_train(**options, command=command_line("train", options))
     except (AnnotationError, ValueError) as e:
@@ -316,23 +305,10 @@ def bench_infer_command(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
 ) -> None:
     """Documents/s and tokens/s: Tagger vs transformers.pipeline(token-classification, aggregation_strategy=first)."""
+    options = dict(locals())  # the parameters, as the report's command line spells them
+
     from arner.bench import bench_infer, command_line
 
-    options = dict(
-        model=model,
-        tokens=tokens,
-        batch_sizes=batch_sizes,
-        lengths=lengths,
-        length_tokens=length_tokens,
-        device=device,
-        config=config,
-        annotations=annotations,
-        out=out,
-        name=name,
-        seed=seed,
-        repeats=repeats,
-        threads=threads,
-    )
     try:
         sizes = tuple(int(x) for x in batch_sizes.split(","))
         lens = tuple(int(x) for x in lengths.split(","))

@@ -86,6 +86,8 @@ class Tagger:
         """Load a model folder (or hub id) written by `arner train` or any token classifier."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
+            raise ModelLoadError(f"{path}: no such model folder")
         dev = resolve_device(device)
         dtype = None
         if dev.type == "cuda":
