@@ -15,15 +15,13 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-from arner.conventions import LABELS, PROCLITICS, Span, Word, strip_proclitics, tags_to_spans, word_tags, words
+from arner.conventions import LABELS, MAX_PROCLITICS, PROCLITICS, Span, Word, strip_proclitics, tags_to_spans, word_tags, words
 from arner.corpus import Document
 from arner.eval.metrics import paragraph_words
 
-MAX_PROCLITICS = 3  # at most three attached proclitics (وبال...), as conventions.strip_proclitics
-
 
 def proclitic_starts(word: Word) -> list[int]:
-    """Where a span may start inside `word`: its first letter, or after 1-3 leading proclitic letters."""
+    """Where a span may start inside `word`: its first letter, or after 1 to MAX_PROCLITICS leading proclitic letters."""
     starts = [word.start]
     for k in range(1, MAX_PROCLITICS + 1):
         if k >= len(word.text) or word.text[k - 1] not in PROCLITICS:
@@ -45,14 +43,12 @@ class Memorization:
 
     def __init__(self) -> None:
         self.labels: dict[str, str] = {}
-        self.counts: dict[str, Counter] = {}
 
     def fit(self, documents: Sequence[Document]) -> Memorization:
         counts: dict[str, Counter] = {}
         for d in documents:
             for s in d.spans:
                 counts.setdefault(s.text, Counter())[s.label] += 1
-        self.counts = counts
         self.labels = {text: max(LABELS, key=lambda lab, c=c: (c[lab], -LABELS.index(lab))) for text, c in counts.items()}
         return self
 
@@ -60,7 +56,6 @@ class Memorization:
         if not self.labels:
             return []
         ws = words(text)
-        ends = {w.end: i for i, w in enumerate(ws)}
         max_len = max(len(s) for s in self.labels)
         spans: list[Span] = []
         i = 0
@@ -79,7 +74,6 @@ class Memorization:
                 continue
             end, minus_stripped, j = best
             start = ws[i].start - minus_stripped
-            assert end in ends
             spans.append(Span(start, end, self.labels[text[start:end]], text[start:end]))
             i = j + 1
         return spans

@@ -80,34 +80,34 @@ def eval_command(
             _usage(f"unknown doc(s) {', '.join(unknown)} in {gold} (known: {', '.join(sorted(known))})")
         select = set(selected) if selected else None
         gold_docs = [d for d in documents if select is None or d.doc in select]
+        rows = None  # with --model: the model's predictions, kept in OUT and read back with the checks of --pred
         if pred is not None:
             pred_docs = predictions.read(pred, documents, missing.value, select)
             source = f"Predictions `{pred}` against gold `{gold}`."
-            with atomic.directory(out) as tmp:
-                metrics, errors = evaluate(gold_docs, pred_docs, resamples, seed)
-                write_evaluation(tmp, metrics, errors, "Evaluation", source)
         else:
             from arner.inference import Tagger
 
             tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size)
             entities = tagger([d.text for d in gold_docs])
-            with atomic.directory(out) as tmp:
-                predictions.write(tmp / "predictions.jsonl", [(d.doc, e) for d, e in zip(gold_docs, entities)])
+            rows = [(d.doc, e) for d, e in zip(gold_docs, entities)]
+            source = f"Model `{model}` on {len(gold_docs)} document(s) of gold `{gold}` (predictions in `predictions.jsonl`)."
+        with atomic.directory(out) as tmp:
+            if rows is not None:
+                predictions.write(tmp / "predictions.jsonl", rows)
                 pred_docs = predictions.read(tmp / "predictions.jsonl", gold_docs)
-                metrics, errors = evaluate(gold_docs, pred_docs, resamples, seed)
-                source = f"Model `{model}` on {len(gold_docs)} document(s) of gold `{gold}` (predictions in `predictions.jsonl`)."
-                write_evaluation(tmp, metrics, errors, "Evaluation", source)
-                if entries:
-                    from arner.eval.external import markdown as external_markdown
-                    from arner.eval.external import score_corpus
+            metrics, errors = evaluate(gold_docs, pred_docs, resamples, seed)
+            write_evaluation(tmp, metrics, errors, "Evaluation", source)
+            if entries:
+                from arner.eval.external import markdown as external_markdown
+                from arner.eval.external import score_corpus
 
-                    def predict(texts):
-                        return [[e.span() for e in doc] for doc in tagger(texts)]
+                def predict(texts):
+                    return [[e.span() for e in doc] for doc in tagger(texts)]
 
-                    scores = {e.name: score_corpus(predict, e, str(external_root)) for e in entries}
-                    (tmp / "external.json").write_text(dumps(scores), encoding="utf-8")
-                    with (tmp / "report.md").open("a", encoding="utf-8") as f:
-                        f.write("\n" + external_markdown(scores))
+                scores = {e.name: score_corpus(predict, e, external_root) for e in entries}
+                (tmp / "external.json").write_text(dumps(scores), encoding="utf-8")
+                with (tmp / "report.md").open("a", encoding="utf-8") as f:
+                    f.write("\n" + external_markdown(scores))
     except AnnotationError as e:
         from arner.cli import fail  # imported here: arner.cli imports this module
 

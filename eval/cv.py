@@ -12,6 +12,7 @@ Nothing in the outputs depends on the clock, so the same command on CPU gives th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import statistics
@@ -23,8 +24,9 @@ from arner import corpus, predictions
 from arner.conventions import LABELS
 from arner.corpus import Document
 from arner.eval.baselines import BASELINES
-from arner.eval.metrics import RESAMPLES, SEED, evaluate
-from arner.eval.report import dumps, write_evaluation
+from arner.eval.metrics import RESAMPLES, SEED, evaluate, scores
+from arner.eval.report import _f, dumps, interval, write_evaluation
+from arner.train.data import split
 
 SYSTEMS = ("bert", "memorization", "crf")
 FIGURES = ("word_micro_f1", "span_strict_micro_f1", "span_partial_micro_f1") + tuple(f"span_strict_{lab}_f1" for lab in LABELS)
@@ -69,11 +71,7 @@ class ExternalData:
         from arner import external
 
         extra = [d for e in config.extra_train for d in external.load(e, config.external_root)]
-        tests = {}
-        for e in config.external_test:
-            label_map = external.read_label_map(Path(config.external_root) / (e.label_map or Path(e.files[0]).parent / "label_map.tsv"))
-            tests[e.name or e.files[0]] = (external.load(e, config.external_root), external.has_date(label_map))
-        return cls(extra, tests)
+        return cls(extra, {e.name or e.files[0]: external.load_test(e, config.external_root) for e in config.external_test})
 
     def scores(self, predict: Callable[[list[str]], list[list]]) -> dict[str, dict]:
         from arner.eval.external import external_scores, headline
@@ -91,7 +89,8 @@ def baseline_predictions(
     ext = ext or ExternalData()
     rows, external_rows = [], []
     for k, held in enumerate(documents):
-        model = BASELINES[name]().fit([d for i, d in enumerate(documents) if i != k] + ext.extra_train)
+        train_docs, _ = split(documents, k)
+        model = BASELINES[name]().fit(train_docs + ext.extra_train)
         (spans,) = model.predict([held.text])
         log(f"{name} fold {k} ({held.doc}): {len(spans)} spans")
         rows.append((held.doc, spans))
@@ -99,17 +98,11 @@ def baseline_predictions(
     return rows, external_rows
 
 
-def bert_overrides(config_path: Path, overrides: Sequence[str], gold: Path) -> list[str]:
-    """The trainer's overrides: the user's, plus `annotations=GOLD` when the config reads another folder.
-
-    Loading the config here also reports a bad config or override before any fold is trained.
-    """
-    from arner.train.config import load_config
-
-    config = load_config(config_path, overrides)
+def with_annotations(config, gold: Path):
+    """The trainer's config: `config`, made to read the annotation folder `gold` when it reads another."""
     if Path(config.annotations).resolve() != Path(gold).resolve():
-        return [*overrides, f"annotations={gold}"]
-    return list(overrides)
+        return dataclasses.replace(config, annotations=str(gold))
+    return config
 
 
 def check_heldout(model_dir: Path, doc: str) -> None:
@@ -124,8 +117,7 @@ def check_heldout(model_dir: Path, doc: str) -> None:
 
 
 def bert_predictions(
-    config_path: Path,
-    overrides: Sequence[str],
+    config,
     documents: Sequence[Document],
     work: Path,
     resume: bool = False,
@@ -138,16 +130,14 @@ def bert_predictions(
     The trainer adds the config's `extra_train` corpora and scores its `external_test` corpora
     (`arner.json` metrics), which are returned per fold.
 
-    `overrides` must make the trainer read the same annotation folder as `documents` (see
-    `bert_overrides`): the trainer's fold K holds out its K-th document, which `check_heldout` verifies.
+    `config` (a loaded `TrainConfig`) must make the trainer read the same annotation folder as `documents`
+    (see `with_annotations`): the trainer's fold K holds out its K-th document, which `check_heldout` verifies.
     """
     from arner.inference import Tagger
-    from arner.train.config import load_config
     from arner.train.run import train
 
     rows, external_rows = [], []
     for k, held in enumerate(documents):
-        config = load_config(config_path, overrides)
         model_dir = work / f"fold-{k}"
         log(f"bert fold {k}: training without {held.doc} -> {model_dir}")
         train(config, model_dir, fold=k, resume=resume)
@@ -162,18 +152,25 @@ def bert_predictions(
 
 
 def score_system(
-    name: str, rows: list[tuple[str, list]], documents: Sequence[Document], scratch: Path, resamples: int, seed: int
+    name: str, rows: list[tuple[str, list]], documents: Sequence[Document], folder: Path, resamples: int, seed: int
 ) -> SystemResult:
-    """Pool the held-out predictions into one file, read it back checked, and score it (pooled and per fold)."""
-    pooled = scratch / f"{name}.jsonl"
+    """Pool the held-out predictions into `folder/predictions.jsonl`, read it back checked, and score it (pooled and per fold)."""
+    pooled = folder / "predictions.jsonl"
     predictions.write(pooled, rows)
     pred_docs = predictions.read(pooled, documents, missing="error")
     result = SystemResult(name, rows)
     result.metrics, result.errors = evaluate(documents, pred_docs, resamples, seed)
     for k, (gold, pred) in enumerate(zip(documents, pred_docs)):
-        fold_metrics, _ = evaluate([gold], [pred], resamples=0)
-        result.per_fold.append({"fold": k, "doc": gold.doc, **figures(fold_metrics)})
+        result.per_fold.append({"fold": k, "doc": gold.doc, **figures(scores([gold], [pred]))})
     return result
+
+
+def mean_std(rows: Sequence[dict], keys) -> dict:
+    """`{mean, std}` of each key over `rows` (sample standard deviation, n - 1; 0 for one row)."""
+    return {
+        "mean": {k: statistics.fmean(r[k] for r in rows) for k in keys},
+        "std": {k: statistics.stdev([r[k] for r in rows]) if len(rows) > 1 else 0.0 for k in keys},
+    }
 
 
 def external_summary(per_fold: list[dict]) -> dict:
@@ -181,12 +178,7 @@ def external_summary(per_fold: list[dict]) -> dict:
     out = {}
     for corpus_name in per_fold[0] if per_fold else []:
         folds = [f[corpus_name] for f in per_fold]
-        keys = list(folds[0])
-        out[corpus_name] = {
-            "per_fold": folds,
-            "mean": {k: statistics.fmean(f[k] for f in folds) for k in keys},
-            "std": {k: statistics.stdev([f[k] for f in folds]) if len(folds) > 1 else 0.0 for k in keys},
-        }
+        out[corpus_name] = {"per_fold": folds, **mean_std(folds, list(folds[0]))}
     return out
 
 
@@ -209,7 +201,7 @@ def external_markdown(summaries: dict[str, dict]) -> list[str]:
         for name, s in summaries.items():
             if c in s.get("external", {}):
                 e = s["external"][c]
-                lines.append(f"| {name} | " + " | ".join(f"{_fmt(e['mean'][k])} ± {_fmt(e['std'][k])}" for k in keys) + " |")
+                lines.append(f"| {name} | " + " | ".join(f"{_f(e['mean'][k])} ± {_f(e['std'][k])}" for k in keys) + " |")
         lines.append("")
     return lines
 
@@ -217,13 +209,7 @@ def external_markdown(summaries: dict[str, dict]) -> list[str]:
 def summary(result: SystemResult) -> dict:
     intervals = result.metrics["bootstrap"]["intervals"]
     pooled = {k: {"estimate": v, "low": intervals[k]["low"], "high": intervals[k]["high"]} for k, v in figures(result.metrics).items()}
-    folds = result.per_fold
-    return {
-        "pooled": pooled,
-        "per_fold": folds,
-        "mean": {k: statistics.fmean(f[k] for f in folds) for k in FIGURES},
-        "std": {k: statistics.stdev([f[k] for f in folds]) if len(folds) > 1 else 0.0 for k in FIGURES},
-    }
+    return {"pooled": pooled, "per_fold": result.per_fold, **mean_std(result.per_fold, FIGURES)}
 
 
 def command_line(config: Path | None, out: Path, overrides: Sequence[str], systems: Sequence[str], resamples: int, seed: int) -> str:
@@ -240,10 +226,6 @@ def command_line(config: Path | None, out: Path, overrides: Sequence[str], syste
     if seed != SEED:
         parts += ["--seed", str(seed)]
     return shlex.join(parts)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3f}"
 
 
 def markdown(summaries: dict[str, dict], documents: Sequence[Document], command: str, resamples: int, seed: int) -> str:
@@ -264,12 +246,11 @@ def markdown(summaries: dict[str, dict], documents: Sequence[Document], command:
     lines += ["", "## Comparison (pooled over the five held-out articles)", ""]
     lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
     for name, s in summaries.items():
-        cells = [f"{_fmt(s['pooled'][f]['estimate'])} [{_fmt(s['pooled'][f]['low'])}, {_fmt(s['pooled'][f]['high'])}]" for f in FIGURES]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(interval(s["pooled"][f]) for f in FIGURES) + " |")
     lines += ["", "Per-fold mean ± standard deviation:", ""]
     lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
     for name, s in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(f"{_fmt(s['mean'][f])} ± {_fmt(s['std'][f])}" for f in FIGURES) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{_f(s['mean'][f])} ± {_f(s['std'][f])}" for f in FIGURES) + " |")
     lines += ["", "![comparison](comparison.png)", ""]
     lines += external_markdown(summaries)
     lines += ["## Per fold", ""]
@@ -277,7 +258,7 @@ def markdown(summaries: dict[str, dict], documents: Sequence[Document], command:
         lines += [f"### {name}", "", f"Full report: [{name}/report.md]({name}/report.md).", ""]
         lines += ["| fold | article | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---:|---|" + "---:|" * len(FIGURES)]
         for f in s["per_fold"]:
-            lines.append(f"| {f['fold']} | {f['doc']} | " + " | ".join(_fmt(f[k]) for k in FIGURES) + " |")
+            lines.append(f"| {f['fold']} | {f['doc']} | " + " | ".join(_f(f[k]) for k in FIGURES) + " |")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -327,29 +308,25 @@ def run(
     if "bert" in systems and config is None:
         raise ValueError("the bert system needs --config")
     documents = corpus.load(gold)
-    trainer_overrides = bert_overrides(config, overrides, gold) if "bert" in systems and config is not None else list(overrides)
-    ext = ExternalData()
+    train_config, ext = None, ExternalData()
     if config is not None:
         from arner.train.config import load_config
 
-        ext = ExternalData.from_config(load_config(config, overrides))
+        train_config = load_config(config, overrides)  # a bad config or override is reported before any fold is trained
+        ext = ExternalData.from_config(train_config)
     rows: dict[str, list[tuple[str, list]]] = {}
     external_rows: dict[str, list[dict]] = {}
     for name in systems:
         if name == "bert":
-            assert config is not None
+            assert config is not None and train_config is not None
             work_dir = work or Path("runs") / "cv" / config.stem
             rows[name], external_rows[name] = bert_predictions(
-                config, trainer_overrides, documents, work_dir, resume, device, batch_size, log
+                with_annotations(train_config, gold), documents, work_dir, resume, device, batch_size, log
             )
         else:
             rows[name], external_rows[name] = baseline_predictions(name, documents, log, ext)
     with atomic.directory(out) as tmp:
-        scratch = tmp / ".pooled"
-        results = {name: score_system(name, rows[name], documents, scratch, resamples, seed) for name in systems}
-        for path in scratch.iterdir():
-            path.unlink()
-        scratch.rmdir()
+        results = {name: score_system(name, rows[name], documents, tmp / name, resamples, seed) for name in systems}
         summaries = {name: summary(r) for name, r in results.items()}
         for name in systems:
             if ext.tests:
@@ -372,10 +349,8 @@ def run(
         }
         for name, r in results.items():
             folder = tmp / name
-            folder.mkdir()
             for k, row in enumerate(r.rows):
                 predictions.write(folder / f"fold-{k}.jsonl", [row])
-            predictions.write(folder / "predictions.jsonl", r.rows)
             source = f"System `{name}`, pooled held-out predictions of `{command}` (`predictions.jsonl`; per fold `fold-K.jsonl`)."
             write_evaluation(folder, r.metrics, r.errors, f"{name}: leave-one-article-out", source)
         (tmp / "metrics.json").write_text(dumps(result), encoding="utf-8")

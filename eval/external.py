@@ -9,6 +9,7 @@ predictions are left out rather than counted as spurious.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from arner import external
 from arner.conventions import LABELS, Span
@@ -40,11 +41,9 @@ def external_scores(gold: Sequence[Document], pred: Sequence[Sequence[Span]], ha
     }
 
 
-def score_corpus(predict: Callable[[list[str]], list[list[Span]]], entry: external.ExternalCorpus, root: str) -> dict:
+def score_corpus(predict: Callable[[list[str]], list[list[Span]]], entry: external.ExternalCorpus, root: str | Path) -> dict:
     """Tag a configured corpus with `predict(texts) -> spans per text` and score it."""
-    gold = external.load(entry, root)
-    mapping_path = entry.label_map or f"{entry.files[0].rsplit('/', 1)[0]}/label_map.tsv"
-    has_date = external.has_date(external.read_label_map(f"{root}/{mapping_path}"))
+    gold, has_date = external.load_test(entry, root)
     return external_scores(gold, predict([d.text for d in gold]), has_date)
 
 

@@ -38,17 +38,6 @@ CONFIDENCE = 0.95
 ERROR_KINDS = ("missed", "spurious", "boundary", "type", "boundary_type")
 
 
-def f1(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
-def prf(correct: float, predicted: float, support: float) -> dict:
-    """P/R/F1 from counts (0 where undefined)."""
-    p = correct / predicted if predicted else 0.0
-    r = correct / support if support else 0.0
-    return {"precision": p, "recall": r, "f1": f1(p, r), "support": support}
-
-
 def _float(x) -> float:
     x = float(x)
     return 0.0 if math.isnan(x) else x
@@ -228,11 +217,18 @@ COUNT_NAMES += [
 ]
 
 
-def unit_counts(gold: Sequence[Document], pred: Sequence[Sequence[Span]]) -> np.ndarray:
-    """One row per resampling unit (all documents), columns COUNT_NAMES: the counts every bootstrapped figure needs."""
+Sequences = list[tuple[list[list[str]], list[list[str]]]]  # `word_sequences` of each document
+
+
+def unit_counts(gold: Sequence[Document], pred: Sequence[Sequence[Span]], sequences: Sequences | None = None) -> np.ndarray:
+    """One row per resampling unit (all documents), columns COUNT_NAMES: the counts every bootstrapped figure needs.
+
+    `sequences`: the documents' `word_sequences` when the caller has them already.
+    """
+    if sequences is None:
+        sequences = [word_sequences(d, s) for d, s in zip(gold, pred)]
     rows = []
-    for document, spans in zip(gold, pred):
-        gold_seqs, pred_seqs = word_sequences(document, spans)
+    for document, spans, (gold_seqs, pred_seqs) in zip(gold, pred, sequences):
         pars = paragraphs(document.text)
         for first, last in resampling_units(document, spans):
             lo, hi = pars[first][0], pars[last - 1][1]
@@ -315,6 +311,17 @@ def _pred_spans(gold: Sequence[Document], pred: Sequence[Document] | Sequence[Se
     return out
 
 
+def scores(gold: Sequence[Document], pred: Sequence[Document] | Sequence[Sequence[Span]], sequences: Sequences | None = None) -> dict:
+    """`{word, span}` of `evaluate`, alone: seqeval over the word view and the span schemas (`sequences` as in `unit_counts`)."""
+    pred_spans = _pred_spans(gold, pred)
+    if sequences is None:
+        sequences = [word_sequences(d, s) for d, s in zip(gold, pred_spans)]
+    return {
+        "word": word_scores([seq for g, _ in sequences for seq in g], [seq for _, p in sequences for seq in p]),
+        "span": span_scores([d.spans for d in gold], pred_spans),
+    }
+
+
 def evaluate(
     gold: Sequence[Document],
     pred: Sequence[Document] | Sequence[Sequence[Span]],
@@ -323,11 +330,7 @@ def evaluate(
 ) -> tuple[dict, list[Error]]:
     """`(metrics, errors)` of predictions paired with gold documents by position."""
     pred_spans = _pred_spans(gold, pred)
-    gold_seqs, pred_seqs = [], []
-    for document, spans in zip(gold, pred_spans):
-        g, p = word_sequences(document, spans)
-        gold_seqs += g
-        pred_seqs += p
+    sequences = [word_sequences(d, s) for d, s in zip(gold, pred_spans)]
     per_doc = {}
     all_pairs, all_errors = [], []
     for document, spans in zip(gold, pred_spans):
@@ -337,10 +340,9 @@ def evaluate(
         all_pairs += pairs
         all_errors += errors
     metrics = {
-        "word": word_scores(gold_seqs, pred_seqs),
-        "span": span_scores([d.spans for d in gold], pred_spans),
+        **scores(gold, pred_spans, sequences),
         "per_doc": per_doc,
         "confusion": confusion(all_pairs, all_errors),
-        "bootstrap": bootstrap(unit_counts(gold, pred_spans), resamples, seed),
+        "bootstrap": bootstrap(unit_counts(gold, pred_spans, sequences), resamples, seed),
     }
     return metrics, all_errors

@@ -372,18 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         if server.returncode != 0:
             print(f"warning: server exited with {server.returncode}:\n{server.output}", file=sys.stderr)
         if a.compare:
-            off = [*a.server_arg, "--max-batch-texts", "1", "--max-wait-ms", "0"]
-            with Server(a.model, off) as server:
-                runs.append(scenario(server.url, f"{a.clients} clients, batching off", off, a.clients, a.requests, server.proc.pid))
-            for wait in ("2", "5"):
-                waits = [*a.server_arg, "--max-wait-ms", wait]
-                with Server(a.model, waits) as server:
-                    name = f"{a.clients} clients, batching on, max wait {wait} ms"
-                    runs.append(scenario(server.url, name, waits, a.clients, a.requests, server.proc.pid))
-            every = [*a.server_arg, "--threads", str(cores)]
-            with Server(a.model, every) as server:
-                name = f"{a.clients} clients, batching on, {cores} model threads"
-                runs.append(scenario(server.url, name, every, a.clients, a.requests, server.proc.pid))
+            variants = [
+                ("batching off", ["--max-batch-texts", "1", "--max-wait-ms", "0"]),
+                *((f"batching on, max wait {wait} ms", ["--max-wait-ms", wait]) for wait in ("2", "5")),
+                (f"batching on, {cores} model threads", ["--threads", str(cores)]),
+            ]
+            for what, extra in variants:
+                server_args = [*a.server_arg, *extra]
+                with Server(a.model, server_args) as server:
+                    runs.append(scenario(server.url, f"{a.clients} clients, {what}", server_args, a.clients, a.requests, server.proc.pid))
 
     report = {
         "command": command,

@@ -39,7 +39,6 @@ def run(name: str, config_path: str, overrides: list[str]) -> dict:
     ext = ExternalData.from_config(config)
     model_dir = Path("runs/external") / name
     final = train(config, model_dir)
-    tagger = Tagger.from_pretrained(model_dir, device="auto")
     result = {
         "command": f"python scripts/external_experiments.py {name}",
         "config": config_path,
@@ -49,6 +48,7 @@ def run(name: str, config_path: str, overrides: list[str]) -> dict:
         "systems": {"bert": {"external": final.get("external", {})}},
     }
     if not config.train_on_articles:  # the articles are unseen text: score them too
+        tagger = Tagger.from_pretrained(model_dir, device="auto")
         result["systems"]["bert"]["articles"] = article_scores(
             documents, [[e.span() for e in es] for es in tagger([d.text for d in documents])]
         )

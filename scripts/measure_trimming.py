@@ -16,7 +16,7 @@ from pathlib import Path
 
 from arner import atomic, corpus
 from arner.inference import Tagger
-from arner.spanscore import span_scores
+from arner.spanscore import SCHEMAS, span_scores
 from arner.train.config import load_config
 from arner.train.run import train
 
@@ -33,21 +33,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for k, doc in enumerate(documents):
             train(config, Path(work) / f"fold-{k}", fold=k)
+            tagger = Tagger.from_pretrained(Path(work) / f"fold-{k}", device="cpu")
             for trim in (True, False):
-                tagger = Tagger.from_pretrained(Path(work) / f"fold-{k}", device="cpu", trim_proclitics=trim)
+                tagger.trim_proclitics = trim
                 pred[trim].append([e.span() for e in tagger(doc.text)])
     gold = [d.spans for d in documents]
     result = {"command": f"python scripts/measure_trimming.py --config {args.config}" + "".join(f" --set {s}" for s in args.set)}
     for trim in (True, False):
         s = span_scores(gold, pred[trim])
-        result["trimmed" if trim else "untrimmed"] = {schema: s[schema]["micro"]["f1"] for schema in ("strict", "exact", "partial", "type")}
+        result["trimmed" if trim else "untrimmed"] = {schema: s[schema]["micro"]["f1"] for schema in SCHEMAS}
     result["keep"] = "trimmed" if result["trimmed"]["strict"] >= result["untrimmed"]["strict"] else "untrimmed"
     out = Path(args.out)
     atomic.write_text(out / "trimming.json", json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(
-        f"| {k} | " + " | ".join(f"{result[k][s]:.3f}" for s in ("strict", "exact", "partial", "type")) + " |"
-        for k in ("trimmed", "untrimmed")
-    )
+    rows = "\n".join(f"| {k} | " + " | ".join(f"{result[k][s]:.3f}" for s in SCHEMAS) + " |" for k in ("trimmed", "untrimmed"))
     atomic.write_text(
         out / "trimming.md",
         f"# Proclitic trimming of predicted spans\n\nLeave-one-article-out, pooled micro F1 over the five held-out articles.\n\n"

@@ -18,6 +18,7 @@ the report go to `--out`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -72,6 +73,7 @@ def comparable(config: dict) -> dict:
 
 def run_pretraining(config_path: Path, output: Path) -> dict:
     from arner.train.config import load_config
+    from arner.train.loop import last_checkpoint
     from arner.train.pretrain import PretrainConfig
 
     config = load_config(config_path, [QUIET], cls=PretrainConfig)
@@ -81,7 +83,7 @@ def run_pretraining(config_path: Path, output: Path) -> dict:
         if comparable(meta["config"]) == comparable(config.to_dict()):
             log(f"reusing the finished pretraining in {output}")
             return meta
-    resume = (output / "checkpoints").is_dir() and any((output / "checkpoints").glob("epoch-*"))
+    resume = last_checkpoint(output / "checkpoints") is not None
     log(f"pretraining {config_path} -> {output}" + (" (resuming)" if resume else ""))
     # its own process, as a user runs it (the masking collator's seeded generator wants a main process)
     command = [sys.executable, "-m", "arner.cli", "pretrain", "--config", str(config_path), "--output", str(output), "--set", QUIET]
@@ -139,29 +141,10 @@ def cv_run(out: Path, config: Path, overrides: list[str], systems: list[str], wo
     return cv.run(out, config, overrides, systems, work=work, resume=resume, log=log)
 
 
-def fold_external(work: Path) -> list[dict]:
-    rows = []
-    for k in range(5):
-        meta = json.loads((work / f"fold-{k}" / "arner.json").read_text(encoding="utf-8"))
-        rows.append(meta["metrics"]["external"]["anercorp-test"])
-    return rows
-
-
-def crf_external(documents, entry) -> tuple[dict, list[dict]]:
-    """ANERcorp-test headline of the CRF trained on all five articles, and of each fold's CRF."""
-    from arner.eval.baselines import CRF
-    from arner.eval.external import headline, score_corpus
-
-    def scores(train_docs):
-        model = CRF().fit(train_docs)
-        return headline(score_corpus(model.predict, entry, EXTERNAL_ROOT))
-
-    return scores(documents), [scores([d for i, d in enumerate(documents) if i != k]) for k in range(len(documents))]
-
-
-def mean_sd(rows: list[dict], key: str) -> dict:
-    values = [r[key] for r in rows]
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+def fold_scores(cv_system: dict) -> dict:
+    """Per headline figure, mean and std over the fold models of their ANERcorp test scores (`arner cv` scored them)."""
+    scores = cv_system["external"]["anercorp-test"]
+    return {k: {"mean": scores["mean"][k], "std": scores["std"][k]} for k in scores["mean"]}
 
 
 def final_model(config: Path, overrides: list[str], output: Path, resume: bool) -> dict:
@@ -177,35 +160,35 @@ def final_model(config: Path, overrides: list[str], output: Path, resume: bool) 
 PROBE = "قال وزير الخارجية الروسي [MASK] لافروف إن المحادثات مع الوفد الأمريكي كانت مفيدة"
 
 
-def unigram_entropy(pretrained: Path) -> float:
+def unigram_entropy(pretrained: Path, tokenizer) -> float:
     """Entropy (nats) of the subword frequencies of the packed text: the MLM loss of a model that ignores context."""
     import numpy as np
-    from transformers import AutoTokenizer
 
     folder = pretrained / "work" / "data"
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     rows = np.memmap(folder / "tokens.bin", dtype=manifest["dtype"], mode="r", shape=(manifest["rows"], manifest["max_length"]))
     lengths = np.load(folder / "lengths.npy")
     ids = np.concatenate([rows[i, : lengths[i]] for i in range(len(lengths))]).astype(np.int64)
-    ids = ids[~np.isin(ids, AutoTokenizer.from_pretrained(pretrained).all_special_ids)]
+    ids = ids[~np.isin(ids, tokenizer.all_special_ids)]
     counts = np.bincount(ids)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
 
-def fill_mask(pretrained: Path) -> list[dict]:
-    from transformers import pipeline
-
-    return [{"token": x["token_str"], "score": round(float(x["score"]), 4)} for x in pipeline("fill-mask", model=str(pretrained))(PROBE)]
+def fill_mask(fill) -> list[dict]:
+    """The top fills of the probe by a fill-mask pipeline."""
+    return [{"token": x["token_str"], "score": round(float(x["score"]), 4)} for x in fill(PROBE)]
 
 
 def finetuning_curves(work: Path) -> dict:
     """Per fold: held-out strict F1 after each epoch (the held-out article is the test article: diagnostics only)."""
+    from arner.train.loop import read_log
+
     folds = []
     for k in range(5):
-        rows = [json.loads(x) for x in (work / f"fold-{k}" / "log.jsonl").read_text(encoding="utf-8").splitlines()]
-        f1 = [x["heldout"]["strict_f1"] for x in rows if x["type"] == "epoch"]
-        loss = [x["loss"] for x in rows if x["type"] == "epoch"]
+        rows = read_log(work / f"fold-{k}", "epoch")
+        f1 = [x["heldout"]["strict_f1"] for x in rows]
+        loss = [x["loss"] for x in rows]
         folds.append({"strict_f1": f1, "loss": loss, "best_epoch": f1.index(max(f1)) + 1, "best": max(f1), "final": f1[-1]})
     return {
         "folds": folds,
@@ -241,11 +224,17 @@ def on_cpu(r: dict) -> bool:
 
 def finetune_recipe(r: dict, run: dict | None) -> tuple[str, str]:
     """The fine-tuning config of a system and its recipe in words (lr, epochs)."""
+    path = (run or {}).get("finetune_config", r["config"])
+    return path, recipe(path)
+
+
+@functools.cache
+def recipe(path: str) -> str:
+    """A fine-tuning config's recipe in words (lr, epochs), the file read once."""
     import yaml
 
-    path = (run or {}).get("finetune_config", r["config"])
     cfg = yaml.safe_load((REPO / path).read_text(encoding="utf-8"))
-    return path, f"lr {float(cfg['learning_rate']):g}, {cfg['epochs']} epochs"
+    return f"lr {float(cfg['learning_rate']):g}, {cfg['epochs']} epochs"
 
 
 def strict(system: dict) -> dict:
@@ -404,14 +393,12 @@ def markdown(r: dict) -> str:
 
 
 def verdict(systems: dict, runs: list[dict]) -> str:
-    scratch = systems[SCRATCH]["cv"]["pooled"]["span_strict_micro_f1"]
-    crf = systems[CRF_NAME]["cv"]["pooled"]["span_strict_micro_f1"]
-    best = max(runs, key=lambda run: systems[label(run)]["cv"]["pooled"]["span_strict_micro_f1"]["estimate"])
-    pre = systems[label(best)]["cv"]["pooled"]["span_strict_micro_f1"]
+    scratch, crf = strict(systems[SCRATCH]), strict(systems[CRF_NAME])
+    best = max(runs, key=lambda run: strict(systems[label(run)])["estimate"])
+    pre = strict(systems[label(best)])
     beat = pre["estimate"] > crf["estimate"]
     moves = "; ".join(
-        f"{label(run)}: {systems[label(run)]['cv']['pooled']['span_strict_micro_f1']['estimate']:.3f} "
-        f"({systems[label(run)]['cv']['pooled']['span_strict_micro_f1']['estimate'] - scratch['estimate']:+.3f})"
+        f"{label(run)}: {strict(systems[label(run)])['estimate']:.3f} ({strict(systems[label(run)])['estimate'] - scratch['estimate']:+.3f})"
         for run in runs
     )
     text = (
@@ -565,8 +552,9 @@ def sensitivity_section(r: dict) -> list[str]:
 
 
 def curve_of(pretrained: Path) -> tuple[list[dict], list[dict]]:
-    rows = [json.loads(x) for x in (pretrained / "log.jsonl").read_text(encoding="utf-8").splitlines()]
-    steps = [x for x in rows if x["type"] == "step"]
+    from arner.train.loop import read_log
+
+    steps = read_log(pretrained, "step")
     stride = max(1, len(steps) // 12)
     curve = [{"step": x["step"], "loss": x["loss"]} for x in steps[::stride]]
     if steps and curve[-1]["step"] != steps[-1]["step"]:
@@ -585,7 +573,7 @@ def init_worker(threads: int) -> None:
 
 def pretraining_task(path: str, work: str) -> dict:
     """Pretrain one config (or reuse it) and read the diagnostics of the result."""
-    from transformers import AutoModelForMaskedLM
+    from transformers import pipeline
 
     path, name = Path(path), Path(path).stem.removeprefix("pretrain-")
     pretrained = Path(work) / name
@@ -595,6 +583,7 @@ def pretraining_task(path: str, work: str) -> dict:
         f"{name}: {checks['shared_ngrams']} shared {checks['ngram']}-word sequences; ANERcorp test an input: {checks['anercorp_test_in_inputs']}"
     )
     curve, step_rows = curve_of(pretrained)
+    fill = pipeline("fill-mask", model=str(pretrained))  # its model and tokenizer serve the other diagnostics too
     return {
         "name": name,
         "config_path": str(path),
@@ -608,9 +597,9 @@ def pretraining_task(path: str, work: str) -> dict:
         "torch_threads": meta.get("torch_threads"),
         "versions": meta.get("versions"),
         "git_commit": meta.get("git_commit"),
-        "parameters": sum(x.numel() for x in AutoModelForMaskedLM.from_pretrained(pretrained).parameters()),  # tied decoder once
-        "unigram_entropy": unigram_entropy(pretrained),
-        "fill_mask": fill_mask(pretrained),
+        "parameters": sum(x.numel() for x in fill.model.parameters()),  # tied decoder once
+        "unigram_entropy": unigram_entropy(pretrained, fill.tokenizer),
+        "fill_mask": fill_mask(fill),
         "loss_curve": curve,
         "step_rows": step_rows,
         "leakage": checks,
@@ -621,7 +610,6 @@ def system_task(config: str, overrides: list[str], systems: list[str], out: str,
     """CV of one fine-tuning setup (plus the CRF when asked), its fold models' and its all-articles model's ANERcorp scores."""
     config_path, out, work = Path(config), Path(out), Path(work)
     result = cv_run(out / f"cv-{cv_folder}", config_path, overrides, systems, work / f"cv-{cv_folder}", resume)
-    rows = fold_external(work / f"cv-{cv_folder}")
     return {
         "command": result["command"],
         "config": config,
@@ -629,16 +617,32 @@ def system_task(config: str, overrides: list[str], systems: list[str], out: str,
         "cv": result["systems"],
         "cv_folder": f"cv-{cv_folder}",
         "anercorp_test": final_model(config_path, overrides, work / f"final-{cv_folder}", resume),
-        "anercorp_test_folds": {k: mean_sd(rows, k) for k in rows[0]},
+        "anercorp_test_folds": fold_scores(result["systems"]["bert"]),
         "finetuning": finetuning_curves(work / f"cv-{cv_folder}"),
     }
 
 
-def crf_task() -> tuple[dict, list[dict]]:
+def crf_task() -> dict:
+    """ANERcorp-test headline of the CRF trained on all five articles (its fold models are scored by `arner cv`)."""
     from arner import corpus
+    from arner.eval.baselines import CRF
+    from arner.eval.external import headline, score_corpus
     from arner.external import ExternalCorpus
 
-    return crf_external(corpus.load(REPO / "annotations"), ExternalCorpus(name="anercorp-test", files=[ANERCORP_TEST]))
+    model = CRF().fit(corpus.load(REPO / "annotations"))
+    return headline(score_corpus(model.predict, ExternalCorpus(name="anercorp-test", files=[ANERCORP_TEST]), EXTERNAL_ROOT))
+
+
+def finish(result: dict, out: Path) -> None:
+    """Add the sensitivity runs, verdict and discussion to `result`; write results.json and report.md."""
+    from arner import atomic
+    from arner.eval.report import dumps
+
+    result["sensitivity"] = load_sensitivity(out)
+    result["verdict"] = verdict(result["systems"], result["runs"])
+    result["discussion"] = discussion(result)
+    atomic.write_text(out / "results.json", dumps(result))
+    atomic.write_text(out / "report.md", markdown(result))
 
 
 def parallel(jobs: int, calls: list[tuple]) -> list:
@@ -679,12 +683,7 @@ def main() -> None:
 
     out, work = Path(args.out), Path(args.work)
     if args.report_only:
-        result = json.loads((out / "results.json").read_text(encoding="utf-8"))
-        result["sensitivity"] = load_sensitivity(out)
-        result["verdict"] = verdict(result["systems"], result["runs"])
-        result["discussion"] = discussion(result)
-        atomic.write_text(out / "results.json", dumps(result))
-        atomic.write_text(out / "report.md", markdown(result))
+        finish(json.loads((out / "results.json").read_text(encoding="utf-8")), out)
         log(f"rewrote {out / 'report.md'}")
         return
     finetune = dict(x.split("=", 1) for x in args.finetune)
@@ -702,7 +701,7 @@ def main() -> None:
         overrides = [f"model={run['dir']}", EXTERNAL_TEST, QUIET]
         calls.append((system_task, run["finetune_config"], overrides, ["bert"], str(out), run["name"], str(work), args.resume))
     done = parallel(args.jobs, calls)
-    scratch, (crf_all, crf_folds) = done[0], done[1]
+    scratch, crf_all = done[0], done[1]
     cv_commands = [scratch["command"]]
     systems = {SCRATCH: {**scratch, "cv": scratch["cv"]["bert"]}}
     for run, result in zip(runs, done[2:]):
@@ -712,7 +711,7 @@ def main() -> None:
         "cv": scratch["cv"]["crf"],
         "cv_folder": "cv-scratch",
         "anercorp_test": crf_all,
-        "anercorp_test_folds": {k: mean_sd(crf_folds, k) for k in crf_folds[0]},
+        "anercorp_test_folds": fold_scores(scratch["cv"]["crf"]),
     }
     result = {
         "command": "python scripts/pretrain_experiment.py"
@@ -728,11 +727,7 @@ def main() -> None:
         "systems": systems,
     }
     atomic.write_text(out / "results.json", dumps(result))  # before the prose: a failing report loses no result
-    result["sensitivity"] = load_sensitivity(out)
-    result["verdict"] = verdict(systems, runs)
-    result["discussion"] = discussion(result)
-    atomic.write_text(out / "results.json", dumps(result))
-    atomic.write_text(out / "report.md", markdown(result))
+    finish(result, out)
     log(f"wrote {out / 'report.md'} and {out / 'results.json'}: {result['verdict']}")
 
 

@@ -31,9 +31,10 @@ def run(args: list[str]) -> float:
 
 
 def summary(name: str, command: str, wall: float, folder: Path) -> dict:
-    rows = [json.loads(x) for x in (folder / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    from arner.train.loop import read_log
+
     meta = json.loads((folder / "arner.json").read_text(encoding="utf-8"))
-    epochs = [r for r in rows if r["type"] == "epoch"]
+    epochs = read_log(folder, "epoch")
     return {
         "name": name,
         "command": command,

@@ -81,9 +81,6 @@ class TrainConfig(LoopConfig):
             *((bool(e.files), f"external_test[{i}].files", "must list at least one file") for i, e in enumerate(self.external_test)),
         ]
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def validate(config, where: str) -> None:
     """Raise ConfigError for the first failed check of `config.checks()`, naming the key."""

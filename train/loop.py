@@ -8,6 +8,7 @@ batches; a progress bar; `log.jsonl`; an atomic checkpoint at every epoch end an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import torch
 from arner import atomic
 
 STATE_FILE = "trainer_state.json"
+LOG_FILE = "log.jsonl"
 
 
 @dataclass
@@ -46,6 +48,9 @@ class LoopConfig:
     early_stopping_patience: int = 0  # epochs without held-out improvement; 0 = off
     keep_checkpoints: int = 1
     progress_bar: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
     def checks(self) -> list[tuple[bool, str, str]]:
         return [
@@ -123,14 +128,25 @@ def prepare_output(accelerator, output: Path, resume: bool) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         if not resume:
             shutil.rmtree(checkpoints, ignore_errors=True)
-            (output / "log.jsonl").unlink(missing_ok=True)
+            (output / LOG_FILE).unlink(missing_ok=True)
         checkpoints.mkdir(exist_ok=True)
     accelerator.wait_for_everyone()
     return checkpoints
 
 
+def read_log(output: Path, type: str | None = None) -> list[dict]:
+    """The rows of `output/log.jsonl` (those of one `type`, "step" or "epoch", when given)."""
+    rows = [json.loads(line) for line in (Path(output) / LOG_FILE).read_text(encoding="utf-8").splitlines() if line]
+    return rows if type is None else [r for r in rows if r["type"] == type]
+
+
+def epoch_checkpoints(checkpoints: Path) -> list[Path]:
+    """The `epoch-N` folders under `checkpoints`, oldest first."""
+    return sorted(checkpoints.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
 def last_checkpoint(checkpoints: Path) -> Path | None:
-    done = sorted(checkpoints.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+    done = epoch_checkpoints(checkpoints)
     return done[-1] if done else None
 
 
@@ -145,7 +161,7 @@ def save_checkpoint(accelerator, checkpoints: Path, state: dict, keep: int) -> N
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
         os.replace(tmp, checkpoints / name)
-        for old in sorted(checkpoints.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]:
+        for old in epoch_checkpoints(checkpoints)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
@@ -179,8 +195,9 @@ def fit(
     lengths = list(lengths) if lengths is not None else [len(f["input_ids"]) for f in features]
     sampler = EpochBatches(lengths, config.batch_size, config.seed, config.group_by_length)
     loader = torch.utils.data.DataLoader(features, batch_sampler=sampler, collate_fn=collator)
-    decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
-    no_decay = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if any(k in n for k in ("bias", "LayerNorm", "layer_norm")) else decay).append(p)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.learning_rate,
@@ -203,10 +220,10 @@ def fit(
         if accelerator.is_main_process:
             print(f"resumed from {ckpt} (epoch {state['epoch']})", file=sys.stderr)
 
-    log = output / "log.jsonl"
+    log = output / LOG_FILE
     if resume and accelerator.is_main_process and log.exists():  # drop rows of the interrupted epoch
-        rows = [r for r in log.read_text(encoding="utf-8").splitlines() if r and json.loads(r)["step"] <= state["global_step"]]
-        atomic.write_text(log, "".join(r + "\n" for r in rows))
+        rows = [r for r in read_log(output) if r["step"] <= state["global_step"]]
+        atomic.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
     crash_at = int(os.environ.get("ARNER_CRASH_AT_STEP", "0"))  # fault injection for the resume test
 
     def write_log(row: dict) -> None:
@@ -224,10 +241,11 @@ def fit(
         loader.set_epoch(epoch)  # accelerate passes its own epoch count to the sampler on every pass
         sampler.set_epoch(epoch)
         model.train()
-        # running sums stay on the device: reading them every step would make the host wait for the GPU
+        # running sums stay on the device: reading them every step would make the host wait for the GPU; a logging
+        # window's sums are the epoch sums less their values at the previous logging step (`mark_*`)
         zero = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        window_loss, window_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
         epoch_loss, epoch_batches, epoch_tokens, epoch_start = zero.clone(), 0, zero.clone(), time.perf_counter()
+        mark_loss, mark_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
         for batch in loader:
             with accelerator.accumulate(model):
                 outputs = model(**batch)
@@ -238,12 +256,8 @@ def fit(
                 if accelerator.sync_gradients:
                     scheduler.step()
                 optimizer.zero_grad()
-            tokens = batch["attention_mask"].sum()
-            loss = outputs.loss.detach().double()
-            window_loss += loss
-            window_tokens += tokens
-            epoch_loss += loss
-            epoch_tokens += tokens
+            epoch_loss += outputs.loss.detach().double()
+            epoch_tokens += batch["attention_mask"].sum()
             epoch_batches += 1
             if not accelerator.sync_gradients:
                 continue
@@ -258,13 +272,13 @@ def fit(
                     "type": "step",
                     "epoch": epoch + 1,
                     "step": state["global_step"],
-                    "loss": window_loss.item() / max(1, window_steps * config.gradient_accumulation_steps),
+                    "loss": (epoch_loss - mark_loss).item() / max(1, window_steps * config.gradient_accumulation_steps),
                     "learning_rate": scheduler.get_last_lr()[0],
-                    "tokens_per_second": window_tokens.item() * accelerator.num_processes / max(elapsed, 1e-9),
+                    "tokens_per_second": (epoch_tokens - mark_tokens).item() * accelerator.num_processes / max(elapsed, 1e-9),
                 }
                 progress.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_second']:.0f}")
                 write_log(row)
-                window_loss, window_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
+                mark_loss, mark_tokens, window_steps, window_start = epoch_loss.clone(), epoch_tokens.clone(), 0, time.perf_counter()
             if state["global_step"] >= total_steps:  # max_steps: this epoch ends here, checkpointed like any other
                 break
         elapsed = time.perf_counter() - epoch_start
@@ -336,14 +350,13 @@ def versions() -> dict:
     return found
 
 
-def publish(model, tokenizer, output: Path, meta: dict, max_length: int | None = None) -> None:
+def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None:
     """Write the model files and arner.json into `output` (each file renamed into place)."""
     staging = output / ".final.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     model.save_pretrained(str(staging), safe_serialization=True)
-    if max_length:
-        tokenizer.model_max_length = max_length
+    tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(str(staging))
     meta = {**meta, "git_commit": git_commit(), "versions": versions(), "device": str(next(model.parameters()).device)}
     (staging / "arner.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -22,13 +22,12 @@ positions only, which saves most of the output-layer cost; the loss is the same.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
 import logging
 import math
-import os
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from arner import atomic
 from arner.corpus import AnnotationError, Problem
 from arner.external import SKIP_TOKENS
 from arner.train.config import BertShape, ConfigError
@@ -111,9 +111,6 @@ class PretrainConfig(LoopConfig):
             (0 <= b.attention_probs_dropout_prob < 1, "bert.attention_probs_dropout_prob", "must be in [0, 1)"),
             *((bool(x.path), f"text[{i}].path", "must not be empty") for i, x in enumerate(self.text)),
         ]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 # ---------------------------------------------------------------- reading text
@@ -244,13 +241,13 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
 # ---------------------------------------------------------------- packing
 
 
-def pack(units: Iterable[str], tokenizer, max_length: int, out: Path, max_tokens: int = 0, log=None) -> dict:
+def pack(units: Iterable[str], tokenizer, max_length: int, out: Path, max_tokens: int = 0, log=None, extra: dict | None = None) -> dict:
     """Tokenize `units` in chunks and write `[CLS] body [SEP]` rows of `max_length` to `out/tokens.bin`.
 
     The body is the concatenation of every unit's subwords followed by `[SEP]`; every row is
     full except possibly the last. With `max_tokens`, reading stops once ceil(max_tokens / body)
     full rows are written. Writes `tokens.bin` (rows x max_length, row-major, padded with
-    `[PAD]`), `lengths.npy` and `manifest.json`; returns the manifest.
+    `[PAD]`), `lengths.npy` and `manifest.json` (plus the `extra` entries, taken once the units are read); returns the manifest.
     """
     body = max_length - 2
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
@@ -308,8 +305,9 @@ def pack(units: Iterable[str], tokenizer, max_length: int, out: Path, max_tokens
         "text_tokens_read": text_tokens,
         "capped": capped,
         "seconds": round(time.perf_counter() - started, 1),
+        **(extra or {}),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     return manifest
 
 
@@ -363,9 +361,7 @@ def make_collator(tokenizer, config: PretrainConfig, seed: int | None = None):
     )
 
 
-_WWM = None
-
-
+@functools.cache
 def whole_word_collator_class():
     """`DataCollatorForLanguageModeling` that masks whole words, found by the `##` continuation prefix.
 
@@ -374,9 +370,6 @@ def whole_word_collator_class():
     `random_replace_prob` say). Works on packed rows, which have no word ids: a subword starting
     with `##` continues the word before it, unless a special token comes between.
     """
-    global _WWM
-    if _WWM is not None:
-        return _WWM
     from transformers import DataCollatorForLanguageModeling
 
     class WholeWordMaskCollator(DataCollatorForLanguageModeling):
@@ -414,8 +407,7 @@ def whole_word_collator_class():
                 inputs[swap] = words[swap]
             return inputs, labels
 
-    _WWM = WholeWordMaskCollator
-    return _WWM
+    return WholeWordMaskCollator
 
 
 class MaskedPositionsMLM(torch.nn.Module):
@@ -475,20 +467,21 @@ def _key(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cached(folder: Path, key: str) -> bool:
+def _cached_build(folder: Path, inputs: Sequence[TextInput], settings: dict, make, resume: bool, what: str) -> bool:
+    """Reuse `folder` when its key (of the inputs' files and `settings`) is the same, else build it with `make(tmp)`.
+
+    Returns whether it was reused. Resuming a run whose folder was built from other inputs or `what` is an error.
+    """
+    key = _key({"inputs": [[_stat(x.path), x.exclude and _stat(x.exclude)] for x in inputs], **settings})
     marker = folder / "key.txt"
-    return marker.is_file() and marker.read_text(encoding="utf-8").strip() == key
-
-
-def _build(folder: Path, key: str, make) -> None:
-    """Run `make(tmp)`, then rename `tmp` to `folder` with its key."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    make(tmp)
-    (tmp / "key.txt").write_text(key, encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == key:
+        return True
+    if resume and folder.is_dir():
+        raise ConfigError(f"{folder}: the text inputs or {what} changed since the run being resumed; run without --resume")
+    with atomic.directory(folder) as tmp:
+        make(tmp)
+        (tmp / "key.txt").write_text(key, encoding="utf-8")
+    return False
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -506,13 +499,6 @@ def prepare_tokenizer(config: PretrainConfig, inputs: Sequence[TextInput], work:
     from arner.train.model import train_wordpiece
 
     folder = work / "tokenizer"
-    key = _key(
-        {"inputs": [[_stat(x.path), x.exclude and _stat(x.exclude)] for x in inputs], "tokenizer": dataclasses.asdict(config.tokenizer)}
-    )
-    if _cached(folder, key):
-        return str(folder)
-    if resume and folder.is_dir():
-        raise ConfigError(f"{folder}: the text inputs or tokenizer settings changed since the run being resumed; run without --resume")
 
     def make(tmp: Path) -> None:
         texts, chars = [], 0
@@ -525,35 +511,22 @@ def prepare_tokenizer(config: PretrainConfig, inputs: Sequence[TextInput], work:
         tokenizer = train_wordpiece(texts, config.tokenizer.vocab_size, config.tokenizer.min_frequency)
         tokenizer.save_pretrained(str(tmp))
 
-    _build(folder, key, make)
+    _cached_build(folder, inputs, {"tokenizer": dataclasses.asdict(config.tokenizer)}, make, resume, "tokenizer settings")
     return str(folder)
 
 
 def prepare_data(config: PretrainConfig, inputs: Sequence[TextInput], tokenizer, work: Path, resume: bool) -> Path:
     """The packed rows in `work/data` (reused when the inputs, tokenizer and settings are the same)."""
     folder = work / "data"
-    key = _key(
-        {
-            "inputs": [[_stat(x.path), x.exclude and _stat(x.exclude)] for x in inputs],
-            "tokenizer": tokenizer_fingerprint(tokenizer),
-            "max_length": config.max_length,
-            "max_tokens": config.max_tokens,
-        }
-    )
-    if _cached(folder, key):
-        _log(f"reusing the packed rows in {folder}")
-        return folder
-    if resume and folder.is_dir():
-        raise ConfigError(f"{folder}: the text inputs or settings changed since the run being resumed; run without --resume")
 
     def make(tmp: Path) -> None:
         stats: list[dict] = []
-        manifest = pack(all_texts(inputs, stats), tokenizer, config.max_length, tmp, config.max_tokens, log=_log)
-        manifest["inputs"] = stats
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        manifest = pack(all_texts(inputs, stats), tokenizer, config.max_length, tmp, config.max_tokens, log=_log, extra={"inputs": stats})
         _log(f"packed {manifest['rows']:,} rows of {config.max_length} ({manifest['tokens']:,} tokens) in {manifest['seconds']} s")
 
-    _build(folder, key, make)
+    settings = {"tokenizer": tokenizer_fingerprint(tokenizer), "max_length": config.max_length, "max_tokens": config.max_tokens}
+    if _cached_build(folder, inputs, settings, make, resume, "settings"):
+        _log(f"reusing the packed rows in {folder}")
     return folder
 
 

@@ -12,13 +12,19 @@ from arner.train.loop import fit, make_accelerator, prepare_output, publish, sav
 from arner.train.model import resolve
 
 
+def make_tagger(model, tokenizer, config: TrainConfig, device):
+    """A `Tagger` over the model being trained, with the config's inference settings."""
+    from arner.inference import Tagger
+
+    return Tagger(model, tokenizer, device, config.eval_batch_size, config.stride, config.max_length, config.trim_proclitics)
+
+
 def heldout_scores(model, tokenizer, documents: list[corpus.Document], config: TrainConfig, device) -> dict:
     """Strict and partial span scores on held-out documents, as the evaluation computes them."""
-    from arner.inference import Tagger
     from arner.spanscore import span_scores
 
     was_training = model.training
-    tagger = Tagger(model, tokenizer, device, config.eval_batch_size, config.stride, config.max_length, config.trim_proclitics)
+    tagger = make_tagger(model, tokenizer, config, device)
     predicted = tagger.predict([d.text for d in documents])
     model.train(was_training)
     scores = span_scores([d.spans for d in documents], [[e.span() for e in doc] for doc in predicted])
@@ -34,9 +40,8 @@ def heldout_scores(model, tokenizer, documents: list[corpus.Document], config: T
 def external_test_scores(model, tokenizer, config: TrainConfig, device) -> dict:
     """Headline scores on each configured public test corpus (strict per label and loose)."""
     from arner.eval.external import headline, score_corpus
-    from arner.inference import Tagger
 
-    tagger = Tagger(model, tokenizer, device, config.eval_batch_size, config.stride, config.max_length, config.trim_proclitics)
+    tagger = make_tagger(model, tokenizer, config, device)
 
     def predict(texts):
         return [[e.span() for e in doc] for doc in tagger.predict(texts)]
@@ -90,12 +95,14 @@ def train(config: TrainConfig, output: str | Path, fold: int | None = None, resu
     history = state["history"]
     final = {"epochs_run": state["epoch"], "global_step": state["global_step"], "final_loss": history[-1]["loss"] if history else None}
     if accelerator.is_main_process:
-        if heldout_docs and config.load_best_model_at_end and best.is_dir():
+        reloaded = bool(heldout_docs) and config.load_best_model_at_end and best.is_dir()
+        if reloaded:
             model = AutoModelForTokenClassification.from_pretrained(str(best))
             final["model_epoch"] = state["best_epoch"]
         if heldout_docs:
             final["best_epoch"] = state["best_epoch"]
-            final["heldout"] = evaluate(model)
+            # the last epoch's row already scored these weights (unless the best epoch's were reloaded)
+            final["heldout"] = evaluate(model) if reloaded or not history else history[-1]["heldout"]
         if config.external_test:
             final["external"] = external_test_scores(model, tokenizer, config, accelerator.device)
         model.config.id2label, model.config.label2id = dict(ID2TAG), dict(TAG2ID)

@@ -35,6 +35,7 @@ import torch
 
 from arner import atomic, corpus
 from arner.conventions import ID2TAG, TAG2ID
+from arner.train.loop import versions
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = {"tiny": "tiny.yaml", "bert-base": "arabert-v02.yaml"}
@@ -94,12 +95,6 @@ def machine() -> dict:
             gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda, gpu_count=torch.cuda.device_count()
         )
     return info
-
-
-def versions() -> dict:
-    from arner.train.loop import versions as train_versions
-
-    return train_versions()
 
 
 def sync() -> None:
@@ -286,13 +281,13 @@ def peak_tflops() -> float | None:
 def run_ours(cfg, out: Path) -> dict:
     from accelerate.state import AcceleratorState
 
-    from arner.train.loop import mixed_precision
+    from arner.train.loop import mixed_precision, read_log
     from arner.train.run import train
 
     AcceleratorState._reset_state(reset_partial_state=True)
     with PeakMemory() as mem:
         wall, _ = timed(train, cfg, out)
-    epochs = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["type"] == "epoch"]
+    epochs = read_log(out, "epoch")
     return {
         "epoch_seconds": [r["seconds"] for r in epochs],
         "epoch_tokens": [round(r["tokens_per_second"] * r["seconds"]) for r in epochs],

@@ -13,6 +13,7 @@ import typer
 
 from arner import corpus
 from arner.corpus import AnnotationError
+from arner.serve_defaults import DEFAULT_MAX_BATCH_TEXTS, DEFAULT_MAX_CHARS, DEFAULT_MAX_TEXTS, DEFAULT_MAX_WAIT_MS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Arabic news NER: ACTOR, PLACE, DATE.")
 annotations_app = typer.Typer(no_args_is_help=True, help="Check, count, convert and compare annotation folders.")
@@ -149,18 +150,16 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the last epoch checkpoint in OUTPUT.")] = False,
 ) -> None:
     """Fine-tune a token classifier on the annotations (CPU, one GPU, or several under `accelerate launch`)."""
-    from arner.train.config import ConfigError, load_config
+    from arner.train.config import load_config
     from arner.train.run import train as run
 
     try:
         cfg = load_config(config, set_ or [])
         out = output or Path("runs") / (config.stem + (f"-fold{fold}" if fold is not None else ""))
         metrics = run(cfg, out, fold=fold, resume=resume, config_path=str(config))
-    except (ConfigError, ValueError) as e:
+    except ValueError as e:  # ConfigError and AnnotationError included
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    except AnnotationError as e:
-        fail(e)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(json.dumps(metrics, indent=2))
 
@@ -185,7 +184,7 @@ def predict(
         typer.echo(f"error: --format must be one of {', '.join(FORMATS)}", err=True)
         raise typer.Exit(2)
     try:
-        docs = read_inputs(inputs or ["-"])
+        docs = read_inputs(inputs or [])
         tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
         text = render(fmt, docs, tagger.predict([t for _, t in docs]), out)
     except AnnotationError as e:
@@ -208,13 +207,17 @@ def serve(
     model: Annotated[Path, typer.Option(help="Model folder written by `arner train` (or any token classifier).")],
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    max_texts: Annotated[int, typer.Option(help="Most texts per request (413 above).")] = 64,
-    max_chars: Annotated[int, typer.Option(help="Most characters per request, all texts together (413 above).")] = 100_000,
+    max_texts: Annotated[int, typer.Option(help="Most texts per request (413 above).")] = DEFAULT_MAX_TEXTS,
+    max_chars: Annotated[int, typer.Option(help="Most characters per request, all texts together (413 above).")] = DEFAULT_MAX_CHARS,
     max_text_chars: Annotated[Optional[int], typer.Option(help="Most characters per text (413 above); default --max-chars.")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass of the model.")] = 16,
     stride: Annotated[int, typer.Option(help="Overlap in subwords between windows of long texts.")] = 64,
-    max_batch_texts: Annotated[int, typer.Option(help="Most texts merged from concurrent requests into one model call.")] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="Under concurrent load, longest a request waits for others to merge with.")] = 0.0,
+    max_batch_texts: Annotated[
+        int, typer.Option(help="Most texts merged from concurrent requests into one model call.")
+    ] = DEFAULT_MAX_BATCH_TEXTS,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Under concurrent load, longest a request waits for others to merge with.")
+    ] = DEFAULT_MAX_WAIT_MS,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads for the model (default on CPU: cores - 1, at least 1).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",

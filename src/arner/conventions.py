@@ -20,6 +20,7 @@ ID2TAG: dict[int, str] = dict(enumerate(TAGS))
 
 # Attached proclitics that stay outside a span (the article ال stays inside).
 PROCLITICS: frozenset[str] = frozenset("وفبلك")
+MAX_PROCLITICS = 3  # at most three attached proclitics in a row (وبال...)
 
 
 @dataclass(frozen=True, order=True)
@@ -135,7 +136,7 @@ def strip_proclitics(text: str, span: Span, known: Iterable[str] = ()) -> Span:
     when the rest of the span is in `known` (surface forms seen as spans).
     """
     known = set(known)
-    for k in range(1, 4):
+    for k in range(1, MAX_PROCLITICS + 1):
         head = text[span.start : span.start + k]
         if span.start + k >= span.end or any(c not in PROCLITICS for c in head):
             break

@@ -157,8 +157,11 @@ def to_documents(sentences: list[Sentence], mapping: dict[str, str], name: str, 
     return documents
 
 
-def load(entry: ExternalCorpus, root: str | Path = ".") -> list[Document]:
-    """Documents of one configured corpus; paths are relative to `root`."""
+def load_test(entry: ExternalCorpus, root: str | Path = ".") -> tuple[list[Document], bool]:
+    """Documents of one configured corpus, and whether its label map has DATE.
+
+    Paths are relative to `root`; the label map is `entry.label_map`, else `label_map.tsv` beside the first file.
+    """
     root = Path(root)
     if not entry.files:
         raise AnnotationError([Problem(entry.name or "external corpus", "no files given")])
@@ -168,7 +171,12 @@ def load(entry: ExternalCorpus, root: str | Path = ".") -> list[Document]:
         drop = {int(x) for x in read_text(root / entry.exclude).split() if x.strip()}
         sentences = [s for i, s in enumerate(sentences) if i not in drop]
     name = entry.name or Path(entry.files[0]).parent.name
-    return to_documents(sentences, mapping, name, str(root / entry.files[0]), entry.sentences_per_document)
+    return to_documents(sentences, mapping, name, str(root / entry.files[0]), entry.sentences_per_document), has_date(mapping)
+
+
+def load(entry: ExternalCorpus, root: str | Path = ".") -> list[Document]:
+    """Documents of one configured corpus; paths are relative to `root`."""
+    return load_test(entry, root)[0]
 
 
 def has_date(mapping: dict[str, str]) -> bool:

@@ -8,8 +8,8 @@ furthest from an edge, and decodes the IOB2 word tags to spans (conventions.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ class Entity:
     score: float
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {"start": self.start, "end": self.end, "label": self.label, "text": self.text, "score": self.score}
 
     def span(self) -> Span:
         return Span(self.start, self.end, self.label, self.text)
@@ -108,21 +108,24 @@ class Tagger:
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities for each text, offsets into that exact string."""
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"text {i} is {type(t).__name__}, expected str")
-        clean = [LONE_SURROGATE.sub("\ufffd", t) for t in texts]  # same length, so offsets still hold
-        doc_words = [words(t) for t in clean]
-        encoded = encode_documents(self.tokenizer, clean, doc_words, self.max_length, self.stride)
+        doc_words, encoded = self._encode(texts)
         tags = self._word_predictions(encoded)
         return [self._decode(t, ws, enc, p) for t, ws, enc, p in zip(texts, doc_words, encoded, tags)]
 
     def word_tags(self, text: str) -> list[str]:
         """The IOB2 tag of each word of `text` (the spec's word view), before span decoding."""
-        ws = words(text)
-        (enc,) = encode_documents(self.tokenizer, [text], [ws], self.max_length, self.stride)
-        labels, _ = self._word_predictions([enc])[0]
+        _, encoded = self._encode([text])
+        labels, _ = self._word_predictions(encoded)[0]
         return [self.labels[k] for k in labels]
+
+    def _encode(self, texts: Sequence[str]) -> tuple[list[list[Word]], list[EncodedDocument]]:
+        """Each text's words and windows, lone surrogates read as U+FFFD (same length, so offsets still hold)."""
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is {type(t).__name__}, expected str")
+        clean = [LONE_SURROGATE.sub("\ufffd", t) for t in texts]
+        doc_words = [words(t) for t in clean]
+        return doc_words, encode_documents(self.tokenizer, clean, doc_words, self.max_length, self.stride)
 
     @torch.inference_mode()
     def _word_predictions(self, encoded: list[EncodedDocument]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -181,7 +184,7 @@ class Tagger:
         return entities
 
 
-def proclitic_subword_end(text: str, enc: EncodedDocument, word_index: int, word: Word, known_unit=None) -> int:
+def proclitic_subword_end(text: str, enc: EncodedDocument, word_index: int, word: Word, known_unit: Callable[[str], bool]) -> int:
     """Where a name starts once attached proclitics (و ف ب ل ك) are left out, as the spec wants.
 
     Only the model's own subwords decide: the word's first subword is made of proclitics only
@@ -195,7 +198,7 @@ def proclitic_subword_end(text: str, enc: EncodedDocument, word_index: int, word
     a, b = enc.offsets[t]
     if a == word.start and a < b < word.end and b - a <= 3 and all(c in PROCLITICS for c in text[a:b]):
         return b
-    if known_unit is not None and a == word.start and b >= word.end:
+    if a == word.start and b >= word.end:
         for k in (1, 2):
             head, rest = text[word.start : word.start + k], text[word.start + k : word.end]
             if len(rest) < 2 or any(c not in PROCLITICS for c in head):

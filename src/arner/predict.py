@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def read_inputs(sources: Sequence[str]) -> list[tuple[str, str]]:
                     problems.append(Problem(source, f"bad input line: {e}", n))
         else:
             docs.append((path.stem, text))
-    ids = [d for d, _ in docs]
-    for d in sorted({d for d in ids if ids.count(d) > 1}):
+    counts = Counter(d for d, _ in docs)
+    for d in sorted(d for d, k in counts.items() if k > 1):
         problems.append(Problem(d, "duplicate document id among the inputs"))
     if problems:
         raise AnnotationError(problems)
@@ -58,20 +59,18 @@ def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Pat
     """Write `out` (atomically) in `fmt`, or return the text for stdout."""
     from arner.formats import brat, conll, labelstudio
 
-    documents = [Document(d, text, [e.span() for e in ents]) for (d, text), ents in zip(docs, entities)]
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     if fmt == "jsonl":
         text = predictions.dumps([(d, ents) for (d, _), ents in zip(docs, entities)])
-    elif fmt == "conll":
-        text = "\n".join(conll.lines(documents)) + "\n"
-    elif fmt == "labelstudio":
-        text = json.dumps(labelstudio.tasks(documents, key="predictions", scores=entities), ensure_ascii=False, indent=1) + "\n"
-    elif fmt == "brat":
-        if out is None:
-            raise ValueError("--format brat writes a folder: give --out DIR")
-        brat.export(documents, out)
-        return None
     else:
-        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        documents = [Document(d, t, [e.span() for e in ents]) for (d, t), ents in zip(docs, entities)]
+        if fmt == "brat":
+            if out is None:
+                raise ValueError("--format brat writes a folder: give --out DIR")
+            brat.export(documents, out)
+            return None
+        text = conll.dumps(documents) if fmt == "conll" else labelstudio.dumps(documents, key="predictions", scores=entities)
     if out is None:
         return text
     atomic.write_text(out, text)

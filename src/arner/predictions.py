@@ -85,13 +85,14 @@ def _parse_entity(obj: object) -> tuple[Span | None, str | None]:
 
 def _check_line(
     where: str, n: int, raw: str, texts: Mapping[str, str], seen: dict[str, int]
-) -> tuple[str | None, list[Span], list[Problem]]:
+) -> tuple[str | None, list[Span], list[Problem], bool]:
+    """The line's doc (None when it is not usable), its valid spans, its problems, and whether the line could not be read at all."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
-        return None, [], [Problem(where, f"bad JSON: {e.msg} (column {e.colno})", n)]
+        return None, [], [Problem(where, f"bad JSON: {e.msg} (column {e.colno})", n)], True
     if not isinstance(data, dict) or not isinstance(data.get("doc"), str) or not isinstance(data.get("entities"), list):
-        return None, [], [Problem(where, 'expected {"doc": str, "entities": [...]}', n)]
+        return None, [], [Problem(where, 'expected {"doc": str, "entities": [...]}', n)], True
     extra = sorted(set(data) - {"doc", "entities"})
     doc = data["doc"]
     problems = []
@@ -99,9 +100,9 @@ def _check_line(
         problems.append(Problem(where, f"doc {doc!r}: unknown key(s) {', '.join(map(repr, extra))} (allowed: doc, entities)", n))
     if doc not in texts:
         known = ", ".join(sorted(texts)) or "none"
-        return None, [], problems + [Problem(where, f"unknown doc {doc!r} (gold documents: {known})", n)]
+        return None, [], problems + [Problem(where, f"unknown doc {doc!r} (gold documents: {known})", n)], False
     if doc in seen:
-        return None, [], problems + [Problem(where, f"doc {doc!r} appears twice (also line {seen[doc]})", n)]
+        return None, [], problems + [Problem(where, f"doc {doc!r} appears twice (also line {seen[doc]})", n)], False
     seen[doc] = n
     text = texts[doc]
     spans, index = [], {}
@@ -125,7 +126,7 @@ def _check_line(
                 n,
             )
         )
-    return doc, sorted(spans), problems
+    return doc, sorted(spans), problems, False
 
 
 def read(
@@ -157,18 +158,19 @@ def read(
     predicted: dict[str, list[Span]] = {}
     problems: list[Problem] = []
     seen: dict[str, int] = {}
+    unreadable = False
     for n, line in enumerate(raw.split("\n"), 1):
         if not line.strip():
             continue
-        doc, spans, found = _check_line(where, n, line, texts, seen)
+        doc, spans, found, bad = _check_line(where, n, line, texts, seen)
         problems += found
+        unreadable |= bad
         if doc is not None:
             predicted[doc] = spans
     wanted = [d for d in gold_documents if select is None or d.doc in select]
-    unreadable = any(p.message.startswith(("bad JSON", "expected {")) for p in problems)
     if missing == "error" and not unreadable:  # a line we could not read may well be the missing document's
         for d in wanted:
-            if d.doc not in predicted and d.doc not in seen:
+            if d.doc not in predicted:
                 problems.append(
                     Problem(where, f"gold doc {d.doc!r} has no line (pass missing='empty' / --missing empty to score it as empty)")
                 )

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import arner
+from arner.serve_defaults import DEFAULT_MAX_BATCH_TEXTS, DEFAULT_MAX_CHARS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TEXTS, DEFAULT_MAX_WAIT_MS
 
 log = logging.getLogger("arner.serve")
 
-DEFAULT_MAX_TEXTS = 64
-DEFAULT_MAX_CHARS = 100_000
-DEFAULT_MAX_BATCH_TEXTS = 64
-DEFAULT_MAX_WAIT_MS = 0.0  # measured: waiting only lowered throughput (README: serving)
-DEFAULT_MAX_QUEUE = 1024
 WARMUP_TEXT = "التقى بوتين وويتكوف في موسكو يوم الجمعة."
 
 
@@ -82,6 +78,15 @@ def error(status: int, detail: str, **extra: Any) -> ArnerJSONResponse:
     return ArnerJSONResponse({"detail": detail, **extra}, status_code=status)
 
 
+def too_large(what: str, limit: str, maximum: int, value: int | None, shown: str | None = None) -> dict:
+    """The body of a 413: `{detail, limit, value, max}` (`value` left out when unknown; `shown` replaces it in `detail`)."""
+    payload: dict[str, Any] = {"detail": f"{what}: {value if shown is None else shown} > {limit}={maximum}", "limit": limit}
+    if value is not None:
+        payload["value"] = value
+    payload["max"] = maximum
+    return payload
+
+
 # --------------------------------------------------------------------------- limits
 
 
@@ -108,40 +113,17 @@ class Limits:
     def check(self, texts: Sequence[str]) -> ArnerJSONResponse | None:
         """A 413 answer naming the first limit `texts` exceed, or None."""
         if len(texts) > self.max_texts:
-            return error(
-                413,
-                f"too many texts: {len(texts)} > max_texts={self.max_texts}",
-                limit="max_texts",
-                value=len(texts),
-                max=self.max_texts,
-            )
+            return error(413, **too_large("too many texts", "max_texts", self.max_texts, len(texts)))
         for i, t in enumerate(texts):
             if len(t) > self.max_text_chars:
-                return error(
-                    413,
-                    f"texts[{i}] has too many characters: {len(t)} > max_text_chars={self.max_text_chars}",
-                    limit="max_text_chars",
-                    value=len(t),
-                    max=self.max_text_chars,
-                )
+                return error(413, **too_large(f"texts[{i}] has too many characters", "max_text_chars", self.max_text_chars, len(t)))
         total = sum(map(len, texts))
         if total > self.max_chars:
-            return error(
-                413,
-                f"too many characters in total: {total} > max_chars={self.max_chars}",
-                limit="max_chars",
-                value=total,
-                max=self.max_chars,
-            )
+            return error(413, **too_large("too many characters in total", "max_chars", self.max_chars, total))
         return None
 
     def to_json(self) -> dict:
-        return {
-            "max_texts": self.max_texts,
-            "max_chars": self.max_chars,
-            "max_text_chars": self.max_text_chars,
-            "max_body_bytes": self.max_body_bytes,
-        }
+        return asdict(self)
 
 
 class BodyGuardMiddleware:
@@ -226,14 +208,7 @@ class BodyGuardMiddleware:
 
     def _too_large(self, size: int | None) -> dict:
         got = f"{size} bytes" if size is not None else f"more than {self.max_bytes} bytes"
-        payload = {
-            "detail": f"request body too large: {got} > max_body_bytes={self.max_bytes}",
-            "limit": "max_body_bytes",
-            "max": self.max_bytes,
-        }
-        if size is not None:
-            payload["value"] = size
-        return payload
+        return too_large("request body too large", "max_body_bytes", self.max_bytes, size, got)
 
 
 async def _send_json(send, status: int, payload: dict) -> None:
@@ -433,9 +408,9 @@ def model_info(tagger, model_dir: Path | None = None) -> dict:
     id2label = {int(k): v for k, v in tagger.model.config.id2label.items()}
     tags = [id2label[k] for k in sorted(id2label)]
     labels = sorted({t[2:] for t in tags if t[:2] in ("B-", "I-")})
-    if model_dir is None:
-        name = getattr(tagger.model.config, "_name_or_path", "") or ""
-        model_dir = Path(name) if name and Path(name).is_dir() else None
+    name = getattr(tagger.model.config, "_name_or_path", None)
+    if model_dir is None and name and Path(name).is_dir():
+        model_dir = Path(name)
     meta: dict = {}
     if model_dir is not None and (model_dir / "arner.json").is_file():
         try:
@@ -443,7 +418,7 @@ def model_info(tagger, model_dir: Path | None = None) -> dict:
         except (OSError, ValueError):
             meta = {}
     config = meta.get("config") or {}
-    base = config.get("model") or meta.get("base_model") or getattr(tagger.model.config, "_name_or_path", None)
+    base = config.get("model") or meta.get("base_model") or name
     return {
         "labels": labels,
         "tags": tags,
@@ -526,7 +501,7 @@ def create_app(
     else:
         tagger, model_dir = tagger_or_model_dir, None
     batcher.predict = tagger.predict
-    info = model_info(tagger, model_dir if model_dir is not None and model_dir.is_dir() else None)
+    info = model_info(tagger, model_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -611,9 +586,9 @@ def default_threads(device: str = "auto") -> int | None:
     Measured on 2 cores (reports/serve): a model thread per core is ~20% faster on an otherwise
     idle machine, but 2.7x slower beside one busy process (OpenMP threads waiting for a core),
     while one model thread keeps its throughput."""
-    import torch
+    from arner.inference import resolve_device
 
-    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+    if resolve_device(device).type == "cuda":
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores - 1)

@@ -12,23 +12,27 @@ from arner.conventions import LABELS, Span
 SCHEMAS = {"strict": "strict", "exact": "exact", "partial": "partial", "type": "ent_type"}
 
 
+# our key: nervaluate's attribute
+_KEYS = (
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("f1", "f1"),
+    ("support", "possible"),
+    ("predicted", "actual"),
+    ("correct", "correct"),
+    ("partial", "partial"),
+    ("incorrect", "incorrect"),
+    ("missed", "missed"),
+    ("spurious", "spurious"),
+)
+
+
 def _prf(result) -> dict:
-    return {
-        "precision": result.precision,
-        "recall": result.recall,
-        "f1": result.f1,
-        "support": result.possible,
-        "predicted": result.actual,
-        "correct": result.correct,
-        "partial": result.partial,
-        "incorrect": result.incorrect,
-        "missed": result.missed,
-        "spurious": result.spurious,
-    }
+    return {key: getattr(result, attr) for key, attr in _KEYS}
 
 
 def _empty() -> dict:
-    return {k: 0 for k in ("precision", "recall", "f1", "support", "predicted", "correct", "partial", "incorrect", "missed", "spurious")}
+    return {key: 0 for key, _ in _KEYS}
 
 
 def span_scores(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]], labels: Sequence[str] = LABELS) -> dict:

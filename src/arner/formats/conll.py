@@ -28,5 +28,9 @@ def lines(documents: list[Document], docstart: bool = True) -> list[str]:
     return out
 
 
+def dumps(documents: list[Document], docstart: bool = True) -> str:
+    return "\n".join(lines(documents, docstart)) + "\n"
+
+
 def export(documents: list[Document], out: Path) -> None:
-    atomic.write_text(out, "\n".join(lines(documents)) + "\n")
+    atomic.write_text(out, dumps(documents))

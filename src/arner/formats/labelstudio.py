@@ -36,8 +36,13 @@ def tasks(documents: list[Document], key: str = "annotations", scores: list[list
     return out
 
 
+def dumps(documents: list[Document], key: str = "annotations", scores: list[list] | None = None) -> str:
+    """The tasks file's text (see `tasks` for `key` and `scores`)."""
+    return json.dumps(tasks(documents, key, scores), ensure_ascii=False, indent=1) + "\n"
+
+
 def export(documents: list[Document], out: Path) -> None:
-    atomic.write_text(out, json.dumps(tasks(documents), ensure_ascii=False, indent=1) + "\n")
+    atomic.write_text(out, dumps(documents))
 
 
 def load(path: Path) -> list[Document]:
