@@ -15,9 +15,19 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-from arner.conventions import LABELS, MAX_PROCLITICS, PROCLITICS, Span, Word, strip_proclitics, tags_to_spans, word_tags, words
-from arner.corpus import Document
-from arner.eval.metrics import paragraph_words
+from arner.core.conventions import (
+    LABELS,
+    MAX_PROCLITICS,
+    PROCLITICS,
+    Span,
+    Word,
+    paragraph_words,
+    strip_proclitics,
+    tags_to_spans,
+    word_tags,
+    words,
+)
+from arner.core.corpus import Document
 
 
 def proclitic_starts(word: Word) -> list[int]:

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arner.agreement import context
-from arner.conventions import LABELS, Span, Word, paragraphs, tags_to_word_ranges, word_tags, words
-from arner.corpus import Document
-from arner.spanscore import span_scores
+from arner.core.conventions import LABELS, Span, context, paragraph_words, paragraphs, tags_to_word_ranges, word_tags
+from arner.core.corpus import Document
+from arner.eval.spanscore import span_scores
 
 RESAMPLES = 1000
 SEED = 0
@@ -44,13 +43,6 @@ def _float(x) -> float:
 
 
 # --- the word view -------------------------------------------------------------------------------
-
-
-def paragraph_words(text: str) -> list[list[Word]]:
-    """The words of each paragraph (`conventions.paragraphs`, the CoNLL blocks)."""
-    ws = words(text)
-    starts = [w.start for w in ws]
-    return [ws[bisect.bisect_left(starts, start) : bisect.bisect_left(starts, end)] for start, end in paragraphs(text)]
 
 
 def word_sequences(document: Document, spans: Sequence[Span]) -> tuple[list[list[str]], list[list[str]]]:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from arner.conventions import LABELS, Span
+from arner.core.conventions import LABELS, Span
 from arner.eval.metrics import Error
 
 KIND_TITLES = {
@@ -22,7 +22,7 @@ def dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
 
 
-def _f(x: float) -> str:
+def fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
@@ -39,12 +39,12 @@ def _span(s: Span | dict) -> str:
 def prf_table(rows: Sequence[tuple[str, dict]], first: str = "") -> list[str]:
     out = [f"| {first} | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for name, m in rows:
-        out.append(f"| {name} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |")
+        out.append(f"| {name} | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {m['support']} |")
     return out
 
 
 def interval(block: dict) -> str:
-    return f"{_f(block['estimate'])} [{_f(block['low'])}, {_f(block['high'])}]"
+    return f"{fmt(block['estimate'])} [{fmt(block['low'])}, {fmt(block['high'])}]"
 
 
 def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", source: str = "") -> str:
@@ -77,7 +77,7 @@ def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", 
     for schema, block in metrics["span"].items():
         for scope, m in [("micro", block["micro"])] + list(block["per_label"].items()):
             lines.append(
-                f"| {schema} | {scope} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} | {m['predicted']} | "
+                f"| {schema} | {scope} | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {m['support']} | {m['predicted']} | "
                 f"{m['correct']} | {m['partial']} | {m['incorrect']} | {m['missed']} | {m['spurious']} |"
             )
     lines += [
@@ -89,7 +89,7 @@ def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", 
     ]
     for doc, m in docs.items():
         lines.append(
-            f"| {doc} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} | {m['predicted']} | {m['correct']} |"
+            f"| {doc} | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {m['support']} | {m['predicted']} | {m['correct']} |"
         )
     c = metrics["confusion"]
     lines += ["", "## Confusion", "", "Spans with identical boundaries: rows gold, columns predicted.", ""]
@@ -129,7 +129,7 @@ def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", 
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,14 +138,14 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
 def plot_per_label(metrics: dict, path: Path, title: str = "") -> None:
     """Grouped bars: per label (and micro), word F1, strict span F1, partial span F1."""
-    plt = _pyplot()
+    plt = pyplot()
     scopes = ["micro", *LABELS]
 
     def pick(block: dict, scope: str) -> dict:
@@ -167,12 +167,12 @@ def plot_per_label(metrics: dict, path: Path, title: str = "") -> None:
     ax.set_ylabel("F1")
     ax.set_title(title or "F1 per label")
     ax.legend(fontsize=8, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_per_doc(metrics: dict, path: Path, title: str = "") -> None:
-    plt = _pyplot()
+    plt = pyplot()
     docs = list(metrics["per_doc"])
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(docs) + 1.5))
     values = [metrics["per_doc"][d]["f1"] for d in docs]
@@ -183,7 +183,7 @@ def plot_per_doc(metrics: dict, path: Path, title: str = "") -> None:
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("strict span F1")
     ax.set_title(title or "Strict span F1 per document")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

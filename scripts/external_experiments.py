@@ -14,13 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-from arner import atomic, corpus
+from arner.core import atomic, corpus
+from arner.cv import ExternalData, figures
 from arner.eval.baselines import BASELINES
-from arner.eval.cv import ExternalData, figures
 from arner.eval.metrics import evaluate
+from arner.eval.training import train
 from arner.inference import Tagger
 from arner.train.config import load_config
-from arner.train.run import train
 
 OUT = Path("reports/external")
 TESTS = ["external_test=[{name: anercorp-test, files: [anercorp/test.conll]}, {name: wojood-test, files: [wojood_sample/test.conll]}]"]

@@ -14,11 +14,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from arner import atomic, corpus
+from arner.core import atomic, corpus
+from arner.eval.spanscore import SCHEMAS, span_scores
+from arner.eval.training import train
 from arner.inference import Tagger
-from arner.spanscore import SCHEMAS, span_scores
 from arner.train.config import load_config
-from arner.train.run import train
 
 
 def main() -> None:

@@ -6,10 +6,10 @@
    with `arner pretrain` (a finished run with the same config is reused; an interrupted one resumed).
 2. Checks the pretraining text against the five articles (shared 8-word sequences) and the
    inputs against the ANERcorp test split.
-3. Leave-one-article-out CV with the `arner cv` machinery (`arner.eval.cv.run`): (a) `--config`
+3. Leave-one-article-out CV with the `arner cv` machinery (`arner.cv.run`): (a) `--config`
    (configs/tiny.yaml) from scratch and the CRF baseline, (b) the same config with
    `model=<pretrained>`. Every fold model also scores ANERcorp test (`external_test`).
-4. Each system trained on all five articles, scored on ANERcorp test (`arner.eval.external`).
+4. Each system trained on all five articles, scored on ANERcorp test (`arner.eval.public_scores`).
 
 Fold models and pretraining outputs go under runs/pretrain/ (not committed); the CV folders and
 the report go to `--out`.
@@ -103,7 +103,7 @@ def shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
 
 def leakage(meta: dict, n: int = 8) -> dict:
     """Shared n-word sequences between the five articles and the units the pretraining read."""
-    from arner import corpus
+    from arner.core import corpus
     from arner.train.pretrain import TextInput, iter_texts
 
     articles = corpus.load(REPO / "annotations")
@@ -148,8 +148,8 @@ def fold_scores(cv_system: dict) -> dict:
 
 
 def final_model(config: Path, overrides: list[str], output: Path, resume: bool) -> dict:
+    from arner.eval.training import train
     from arner.train.config import load_config
-    from arner.train.run import train
 
     log(f"training on all five articles -> {output}")
     return train(load_config(config, overrides), output, resume=resume, config_path=str(config))["external"]["anercorp-test"]
@@ -624,10 +624,10 @@ def system_task(config: str, overrides: list[str], systems: list[str], out: str,
 
 def crf_task() -> dict:
     """ANERcorp-test headline of the CRF trained on all five articles (its fold models are scored by `arner cv`)."""
-    from arner import corpus
+    from arner.core import corpus
+    from arner.core.public import ExternalCorpus
     from arner.eval.baselines import CRF
-    from arner.eval.external import headline, score_corpus
-    from arner.external import ExternalCorpus
+    from arner.eval.public_scores import headline, score_corpus
 
     model = CRF().fit(corpus.load(REPO / "annotations"))
     return headline(score_corpus(model.predict, ExternalCorpus(name="anercorp-test", files=[ANERCORP_TEST]), EXTERNAL_ROOT))
@@ -635,7 +635,7 @@ def crf_task() -> dict:
 
 def finish(result: dict, out: Path) -> None:
     """Add the sensitivity runs, verdict and discussion to `result`; write results.json and report.md."""
-    from arner import atomic
+    from arner.core import atomic
     from arner.eval.report import dumps
 
     result["sensitivity"] = load_sensitivity(out)
@@ -678,7 +678,7 @@ def main() -> None:
     os.chdir(REPO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from arner import atomic
+    from arner.core import atomic
     from arner.eval.report import dumps
 
     out, work = Path(args.out), Path(args.work)

@@ -91,8 +91,8 @@ def main() -> None:
     os.chdir(REPO)
     import torch
 
-    from arner import atomic, corpus
     from arner.bench import build_model, device_name, load_bench_config
+    from arner.core import atomic, corpus
 
     device = device_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"

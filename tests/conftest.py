@@ -47,8 +47,8 @@ def good_folder(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny model trained on all five articles (a few seconds on CPU), shared by the session."""
+    from arner.eval.training import train
     from arner.train.config import load_config
-    from arner.train.run import train
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     train(load_config(REPO / "configs" / "tiny.yaml", ["epochs=20", "progress_bar=false", f"annotations={ANNOTATIONS}"]), out)

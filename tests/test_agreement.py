@@ -3,12 +3,12 @@
 import pytest
 from typer.testing import CliRunner
 
-from arner import corpus
-from arner.agreement import agreement
 from arner.cli import app
-from arner.conventions import Span
-from arner.corpus import AnnotationError, Document
-from arner.locate import Mention, locate, locate_folder
+from arner.core import corpus
+from arner.core.conventions import Span
+from arner.core.corpus import AnnotationError, Document
+from arner.core.locate import Mention, locate, locate_folder
+from arner.eval.agreement import agreement
 
 from conftest import ANNOTATIONS
 

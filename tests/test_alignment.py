@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arner import corpus
-from arner.alignment import Window, encode_document, plan_windows, window_owners
-from arner.conventions import TAG2ID, Span, words
-from arner.corpus import Document
+from arner.core import corpus
+from arner.core.alignment import Window, encode_document, plan_windows, window_owners
+from arner.core.conventions import TAG2ID, Span, words
+from arner.core.corpus import Document
 from arner.train.data import IGNORE, window_examples
 from arner.train.model import train_wordpiece
 

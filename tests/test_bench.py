@@ -6,9 +6,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from arner import corpus
-from arner.bench import PEAK_BF16_TFLOPS, cut_texts, device_name, flops_per_token, repeat_documents, short_gpu_name
+from arner.bench.core import PEAK_BF16_TFLOPS, cut_texts, device_name, flops_per_token, repeat_documents, short_gpu_name
 from arner.cli import app
+from arner.core import corpus
 from arner.train.model import train_wordpiece
 
 from conftest import ANNOTATIONS

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arner.conventions import (
+from arner.core.conventions import (
     ID2TAG,
     TAGS,
     Span,

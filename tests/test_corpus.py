@@ -5,8 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from arner import atomic, corpus
 from arner.cli import app
+from arner.core import atomic, corpus
 
 from conftest import ANNOTATIONS, SHARED, TEXT, span, write_folder
 

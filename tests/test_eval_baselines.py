@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from arner import corpus
-from arner.conventions import LABELS, Span, overlaps, span_problems
-from arner.corpus import Document
+from arner.core import corpus
+from arner.core.conventions import LABELS, Span, overlaps, span_problems
+from arner.core.corpus import Document
 from arner.eval.baselines import CRF, Memorization, shape, strip_word
 from arner.eval.metrics import evaluate
 

@@ -5,8 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from arner import corpus, predictions
 from arner.cli import app
+from arner.core import corpus
+from arner.core.formats import predictions
 from arner.eval.baselines import Memorization
 
 from conftest import ANNOTATIONS, REPO

@@ -5,9 +5,9 @@ import json
 from typer.testing import CliRunner
 
 from arner.cli import app
-from arner.conventions import Span
-from arner.corpus import Document
-from arner.eval.external import external_scores
+from arner.core.conventions import Span
+from arner.core.corpus import Document
+from arner.eval.public_scores import external_scores
 
 from conftest import ANNOTATIONS, REPO
 

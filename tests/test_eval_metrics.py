@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from arner.conventions import Span
-from arner.corpus import Document
+from arner.core.conventions import Span
+from arner.core.corpus import Document
 from arner.eval.metrics import bootstrap, classify, evaluate, resampling_units, unit_counts, word_scores
 
 P1 = "قال بوتين إن روسيا وأوكرانيا تحدثتا في جنيف أمس"

@@ -5,10 +5,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from arner import corpus, predictions
 from arner.cli import app
-from arner.conventions import Span
-from arner.corpus import AnnotationError
+from arner.core import corpus
+from arner.core.conventions import Span
+from arner.core.corpus import AnnotationError
+from arner.core.formats import predictions
 
 from conftest import TEXT, write_folder
 

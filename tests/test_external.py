@@ -2,8 +2,8 @@
 
 import pytest
 
-from arner.corpus import AnnotationError
-from arner.external import ExternalCorpus, load, read_conll, read_label_map, split_tag
+from arner.core.corpus import AnnotationError
+from arner.core.public import ExternalCorpus, load, read_conll, read_label_map, split_tag
 
 from conftest import SHARED
 

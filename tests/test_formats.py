@@ -5,9 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from arner import corpus
 from arner.cli import app
-from arner.formats import EXPORTERS, IMPORTERS
+from arner.core import corpus
+from arner.core.formats import EXPORTERS, IMPORTERS
 
 from conftest import ANNOTATIONS, TEXT, write_folder
 

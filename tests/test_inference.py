@@ -7,9 +7,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from arner import corpus, predictions
 from arner.cli import app
-from arner.conventions import LABELS, words
+from arner.core import corpus
+from arner.core.conventions import LABELS, words
+from arner.core.formats import predictions
 from arner.inference import ModelLoadError, Tagger
 
 from conftest import ANNOTATIONS, REPO
@@ -175,7 +176,7 @@ def test_tagger_is_importable_from_the_package():
 def test_decoding_splits_an_entity_at_a_line_break(tagger):
     import numpy as np
 
-    from arner.alignment import encode_documents
+    from arner.core.alignment import encode_documents
 
     text = "كيريل دميترييف\nفلاديمير بوتين"
     ws = words(text)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from arner.corpus import AnnotationError
-from arner.external import read_conll
+from arner.core.corpus import AnnotationError
+from arner.core.public import read_conll
 from arner.train.config import ConfigError, TrainConfig, load_config
 from arner.train.model import resolve, train_wordpiece
 from arner.train.pretrain import (
@@ -162,7 +162,7 @@ def test_conll_token_column_matches_read_conll(tmp_path):
     units = list(iter_texts(TextInput(str(path))))
     assert units == ["وصل بوتين", "إلى موسكو", "أمس فقط"]
     assert units == [" ".join(s.tokens) for s in read_conll(path)]
-    (tmp_path / "x.txt").write_text("1", encoding="utf-8")  # sentence indices, as arner.external counts them
+    (tmp_path / "x.txt").write_text("1", encoding="utf-8")  # sentence indices, as arner.core.public counts them
     assert list(iter_texts(TextInput(str(path), str(tmp_path / "x.txt")))) == ["وصل بوتين", "أمس فقط"]
 
 
@@ -318,7 +318,7 @@ def test_output_is_a_loadable_masked_lm(pretrained):
 def test_output_works_as_the_model_of_arner_train(pretrained, tmp_path):
     from transformers import AutoModelForTokenClassification
 
-    from arner.train.run import train
+    from arner.eval.training import train
 
     out, _, _ = pretrained
     metrics = train(

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from arner.conventions import LABELS
+from arner.core.conventions import LABELS
+from arner.eval.training import train
 from arner.train.config import load_config
-from arner.train.run import train
 
 from conftest import ANNOTATIONS, REPO
 

@@ -14,16 +14,68 @@ from pathlib import Path
 
 import yaml
 
-from arner.external import ExternalCorpus
-from arner.train.loop import LoopConfig
+from arner.core.public import ExternalCorpus
 
 
 class ConfigError(ValueError):
     pass
 
 
+SCRATCH = "scratch"
+
+
+class Section:
+    """What every config section offers: a plain dict (for arner.json) and a changed copy."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass
-class BertShape:
+class LoopConfig(Section):
+    """Optimization settings common to fine-tuning and pretraining."""
+
+    epochs: int = 10
+    max_steps: int = 0  # stop after this many optimizer steps, the schedule planned for them (0: run every epoch)
+    batch_size: int = 8
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16; fp32 (no) on CPU
+    torch_compile: bool = False
+    group_by_length: bool = True
+    pad_to_multiple_of: int = 8
+    logging_steps: int = 10
+    early_stopping_patience: int = 0  # epochs without held-out improvement; 0 = off
+    keep_checkpoints: int = 1
+    progress_bar: bool = True
+
+    def checks(self) -> list[tuple[bool, str, str]]:
+        return [
+            (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.max_steps >= 0, "max_steps", "must be >= 0 (0: no cap)"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1"),
+            (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
+            (self.mixed_precision in ("auto", "no", "fp16", "bf16"), "mixed_precision", "must be auto, no, fp16 or bf16"),
+            (self.pad_to_multiple_of >= 1, "pad_to_multiple_of", "must be >= 1"),
+            (self.logging_steps >= 1, "logging_steps", "must be >= 1"),
+            (self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
+        ]
+
+
+@dataclass
+class BertShape(Section):
     """The shape of a BERT built from random weights (the tiny model; pretraining from scratch)."""
 
     hidden_size: int = 128
@@ -79,6 +131,71 @@ class TrainConfig(LoopConfig):
             (self.train_on_articles or bool(self.extra_train), "train_on_articles", "can be false only with extra_train corpora"),
             *((bool(e.files), f"extra_train[{i}].files", "must list at least one file") for i, e in enumerate(self.extra_train)),
             *((bool(e.files), f"external_test[{i}].files", "must list at least one file") for i, e in enumerate(self.external_test)),
+        ]
+
+
+@dataclass
+class TokenizerShape(Section):
+    """The WordPiece vocabulary learned from the text (`model: scratch` only)."""
+
+    vocab_size: int = 8000
+    min_frequency: int = 2
+    max_chars: int = 50_000_000  # learned from the first this many characters of the inputs, in order
+
+
+@dataclass
+class TextInput(Section):
+    """One text input: a path, and optionally a file of 0-based unit indices to leave out."""
+
+    path: str = ""
+    exclude: str = ""  # CoNLL: sentence indices (as arner.core.public counts them); text: line indices; .jsonl: line indices
+
+
+@dataclass
+class PretrainConfig(LoopConfig):
+    model: str = SCRATCH  # "scratch", a hub id, or a local Hugging Face directory to continue from
+    tokenizer: TokenizerShape = field(default_factory=TokenizerShape)
+    bert: BertShape = field(default_factory=BertShape)
+    text: list[TextInput] = field(default_factory=list)  # inputs used when the command gives no --text
+    max_length: int = 128  # subwords per packed row, [CLS] and [SEP] included
+    mlm_probability: float = 0.15
+    mask_replace_prob: float = 0.8  # of the masked subwords: replaced by [MASK]
+    random_replace_prob: float = 0.1  # replaced by a random subword (the rest are kept)
+    whole_word_masking: bool = False
+    max_tokens: int = 0  # stop reading the inputs once this many subwords fill the rows (0: read everything)
+    heldout_sequences: int = 0  # rows left out of training, spread over the corpus; their MLM loss is logged each epoch
+    eval_batch_size: int = 32
+    group_by_length: bool = False  # packed rows all have the same length
+
+    def checks(self) -> list[tuple[bool, str, str]]:
+        scratch = self.model == SCRATCH
+        b, t = self.bert, self.tokenizer
+        return super().checks() + [
+            (bool(self.model), "model", "must not be empty"),
+            (self.model != "tiny", "model", "must be scratch (the tiny shape is the bert section), a hub id or a folder"),
+            (self.max_length >= 16, "max_length", "must be >= 16"),
+            (not scratch or b.max_position_embeddings >= self.max_length, "bert.max_position_embeddings", "must be >= max_length"),
+            (0 < self.mlm_probability < 1, "mlm_probability", "must be in (0, 1)"),
+            (0 <= self.mask_replace_prob <= 1, "mask_replace_prob", "must be in [0, 1]"),
+            (0 <= self.random_replace_prob <= 1 - self.mask_replace_prob, "random_replace_prob", "must be in [0, 1 - mask_replace_prob]"),
+            (self.max_tokens >= 0, "max_tokens", "must be >= 0 (0: no cap)"),
+            (self.heldout_sequences >= 0, "heldout_sequences", "must be >= 0"),
+            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
+            (t.vocab_size >= 100, "tokenizer.vocab_size", "must be >= 100"),
+            (t.min_frequency >= 1, "tokenizer.min_frequency", "must be >= 1"),
+            (t.max_chars >= 1, "tokenizer.max_chars", "must be >= 1"),
+            *(
+                (getattr(b, k) >= 1, f"bert.{k}", "must be >= 1")
+                for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+            ),
+            (
+                b.num_attention_heads < 1 or b.hidden_size % b.num_attention_heads == 0,
+                "bert.hidden_size",
+                "must be divisible by bert.num_attention_heads",
+            ),
+            (0 <= b.hidden_dropout_prob < 1, "bert.hidden_dropout_prob", "must be in [0, 1)"),
+            (0 <= b.attention_probs_dropout_prob < 1, "bert.attention_probs_dropout_prob", "must be in [0, 1)"),
+            *((bool(x.path), f"text[{i}].path", "must not be empty") for i, x in enumerate(self.text)),
         ]
 
 

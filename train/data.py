@@ -6,9 +6,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from arner.alignment import encode_document
-from arner.conventions import TAG2ID, word_tags, words
-from arner.corpus import Document
+from arner.core.alignment import encode_document
+from arner.core.conventions import TAG2ID, word_tags, words
+from arner.core.corpus import Document
 
 IGNORE = -100
 
@@ -48,12 +48,3 @@ def fingerprint(documents: Sequence[Document]) -> str:
     for d in sorted(documents, key=lambda d: d.doc):
         h.update(json.dumps([d.doc, d.text, [s.to_json() for s in d.spans]], ensure_ascii=False).encode())
     return h.hexdigest()[:16]
-
-
-def split(documents: Sequence[Document], fold: int | None) -> tuple[list[Document], list[Document]]:
-    """Leave-one-article-out: fold K holds out documents[K]; no fold trains on all."""
-    if fold is None:
-        return list(documents), []
-    if not 0 <= fold < len(documents):
-        raise ValueError(f"--fold must be in 0..{len(documents) - 1}, got {fold}")
-    return [d for i, d in enumerate(documents) if i != fold], [documents[fold]]

@@ -8,7 +8,6 @@ batches; a progress bar; `log.jsonl`; an atomic checkpoint at every epoch end an
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -16,58 +15,16 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from arner import atomic
+from arner.core import atomic
+from arner.core.machine import git_commit, versions
+from arner.train.config import LoopConfig
 
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "log.jsonl"
-
-
-@dataclass
-class LoopConfig:
-    """Optimization settings common to fine-tuning and pretraining."""
-
-    epochs: int = 10
-    max_steps: int = 0  # stop after this many optimizer steps, the schedule planned for them (0: run every epoch)
-    batch_size: int = 8
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16; fp32 (no) on CPU
-    torch_compile: bool = False
-    group_by_length: bool = True
-    pad_to_multiple_of: int = 8
-    logging_steps: int = 10
-    early_stopping_patience: int = 0  # epochs without held-out improvement; 0 = off
-    keep_checkpoints: int = 1
-    progress_bar: bool = True
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def checks(self) -> list[tuple[bool, str, str]]:
-        return [
-            (self.epochs >= 1, "epochs", "must be >= 1"),
-            (self.max_steps >= 0, "max_steps", "must be >= 0 (0: no cap)"),
-            (self.batch_size >= 1, "batch_size", "must be >= 1"),
-            (self.learning_rate > 0, "learning_rate", "must be > 0"),
-            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
-            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1"),
-            (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
-            (self.mixed_precision in ("auto", "no", "fp16", "bf16"), "mixed_precision", "must be auto, no, fp16 or bf16"),
-            (self.pad_to_multiple_of >= 1, "pad_to_multiple_of", "must be >= 1"),
-            (self.logging_steps >= 1, "logging_steps", "must be >= 1"),
-            (self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
-        ]
 
 
 class EpochBatches:
@@ -323,31 +280,6 @@ def save_model(model, tokenizer, out: Path) -> None:
     with atomic.directory(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-
-
-def git_commit() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def versions() -> dict:
-    """Installed versions, read from package metadata (nothing imported: a missing optional package is just absent)."""
-    import platform
-    from importlib import metadata
-
-    found = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("arner", "transformers", "accelerate", "tokenizers", "datasets"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None:

@@ -31,86 +31,19 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from arner import atomic
-from arner.corpus import AnnotationError, Problem
-from arner.external import SKIP_TOKENS
-from arner.train.config import BertShape, ConfigError
-from arner.train.loop import LoopConfig, fit, make_accelerator, prepare_output, publish
+from arner.core import atomic
+from arner.core.corpus import AnnotationError, Problem
+from arner.core.public import SKIP_TOKENS
+from arner.train.config import SCRATCH, ConfigError, PretrainConfig, TextInput
+from arner.train.loop import fit, make_accelerator, prepare_output, publish
 
-SCRATCH = "scratch"
 CHUNK_UNITS = 1000  # units tokenized per call while packing
-
-
-@dataclass
-class TokenizerShape:
-    """The WordPiece vocabulary learned from the text (`model: scratch` only)."""
-
-    vocab_size: int = 8000
-    min_frequency: int = 2
-    max_chars: int = 50_000_000  # learned from the first this many characters of the inputs, in order
-
-
-@dataclass
-class TextInput:
-    """One text input: a path, and optionally a file of 0-based unit indices to leave out."""
-
-    path: str = ""
-    exclude: str = ""  # CoNLL: sentence indices (as arner.external counts them); text: line indices; .jsonl: line indices
-
-
-@dataclass
-class PretrainConfig(LoopConfig):
-    model: str = SCRATCH  # "scratch", a hub id, or a local Hugging Face directory to continue from
-    tokenizer: TokenizerShape = field(default_factory=TokenizerShape)
-    bert: BertShape = field(default_factory=BertShape)
-    text: list[TextInput] = field(default_factory=list)  # inputs used when the command gives no --text
-    max_length: int = 128  # subwords per packed row, [CLS] and [SEP] included
-    mlm_probability: float = 0.15
-    mask_replace_prob: float = 0.8  # of the masked subwords: replaced by [MASK]
-    random_replace_prob: float = 0.1  # replaced by a random subword (the rest are kept)
-    whole_word_masking: bool = False
-    max_tokens: int = 0  # stop reading the inputs once this many subwords fill the rows (0: read everything)
-    heldout_sequences: int = 0  # rows left out of training, spread over the corpus; their MLM loss is logged each epoch
-    eval_batch_size: int = 32
-    group_by_length: bool = False  # packed rows all have the same length
-
-    def checks(self) -> list[tuple[bool, str, str]]:
-        scratch = self.model == SCRATCH
-        b, t = self.bert, self.tokenizer
-        return super().checks() + [
-            (bool(self.model), "model", "must not be empty"),
-            (self.model != "tiny", "model", "must be scratch (the tiny shape is the bert section), a hub id or a folder"),
-            (self.max_length >= 16, "max_length", "must be >= 16"),
-            (not scratch or b.max_position_embeddings >= self.max_length, "bert.max_position_embeddings", "must be >= max_length"),
-            (0 < self.mlm_probability < 1, "mlm_probability", "must be in (0, 1)"),
-            (0 <= self.mask_replace_prob <= 1, "mask_replace_prob", "must be in [0, 1]"),
-            (0 <= self.random_replace_prob <= 1 - self.mask_replace_prob, "random_replace_prob", "must be in [0, 1 - mask_replace_prob]"),
-            (self.max_tokens >= 0, "max_tokens", "must be >= 0 (0: no cap)"),
-            (self.heldout_sequences >= 0, "heldout_sequences", "must be >= 0"),
-            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            (t.vocab_size >= 100, "tokenizer.vocab_size", "must be >= 100"),
-            (t.min_frequency >= 1, "tokenizer.min_frequency", "must be >= 1"),
-            (t.max_chars >= 1, "tokenizer.max_chars", "must be >= 1"),
-            *(
-                (getattr(b, k) >= 1, f"bert.{k}", "must be >= 1")
-                for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-            ),
-            (
-                b.num_attention_heads < 1 or b.hidden_size % b.num_attention_heads == 0,
-                "bert.hidden_size",
-                "must be divisible by bert.num_attention_heads",
-            ),
-            (0 <= b.hidden_dropout_prob < 1, "bert.hidden_dropout_prob", "must be in [0, 1)"),
-            (0 <= b.attention_probs_dropout_prob < 1, "bert.attention_probs_dropout_prob", "must be in [0, 1)"),
-            *((bool(x.path), f"text[{i}].path", "must not be empty") for i, x in enumerate(self.text)),
-        ]
 
 
 # ---------------------------------------------------------------- reading text
@@ -149,8 +82,8 @@ def read_units(path: str | Path) -> Iterator[tuple[int, str]]:
     """(unit index, text) of one input, streamed: text lines, `.jsonl` records' `text`, CoNLL sentences' tokens.
 
     Indices count every line of a text or `.jsonl` file (blank ones too) and every sentence of a
-    CoNLL file as `arner.external.read_conll` does (`-DOCSTART-` and `$#$` lines skipped), so an
-    `exclude` file written for `arner.external` leaves out the same sentences here.
+    CoNLL file as `arner.core.public.read_conll` does (`-DOCSTART-` and `$#$` lines skipped), so an
+    `exclude` file written for `arner.core.public` leaves out the same sentences here.
     """
     path = Path(path)
     kind = input_kind(path)

@@ -1,0 +1,1 @@
+"""`arner bench`: our training loop and Tagger against the Hugging Face defaults."""

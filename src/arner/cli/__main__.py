@@ -1,0 +1,3 @@
+from arner.cli import main
+
+main()

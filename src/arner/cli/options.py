@@ -1,0 +1,13 @@
+"""Options shared by several commands: one name, one meaning, one default everywhere."""
+
+from __future__ import annotations
+
+import typer
+
+DEFAULT_BATCH_SIZE = 16  # windows per forward pass, as `Tagger` takes it
+DEFAULT_STRIDE = 64
+
+BATCH_SIZE = typer.Option(help="Windows per forward pass of the model.")
+STRIDE = typer.Option(help="Overlap in subwords between windows of long texts (at most a quarter of the model's max length).")
+DEVICE = typer.Option(help="auto, cpu, cuda, cuda:1 ...")
+SET = typer.Option("--set", help="Override a config key: key=value (repeatable; dotted keys for sections).")

@@ -1,0 +1,37 @@
+"""`arner predict`: tag texts and write entities in a chosen format."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from arner.cli.errors import handle_errors, usage
+from arner.cli.options import BATCH_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_STRIDE, DEVICE, STRIDE
+
+
+@handle_errors
+def predict(
+    model: Annotated[Path, typer.Option(help="Model folder written by `arner train` (or any token classifier).")],
+    inputs: Annotated[
+        Optional[list[str]], typer.Argument(help="Text files (id = file name), .jsonl with {id, text} lines, or - for stdin.")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output file (a folder for brat); default stdout.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (predictions for `arner eval --pred`), conll, brat, labelstudio.")] = "jsonl",
+    device: Annotated[str, DEVICE] = "auto",
+    batch_size: Annotated[int, BATCH_SIZE] = DEFAULT_BATCH_SIZE,
+    stride: Annotated[int, STRIDE] = DEFAULT_STRIDE,
+) -> None:
+    """Tag texts: entities with character offsets into each text, as it was given."""
+    from arner.core.formats.texts import FORMATS, read_inputs, render
+    from arner.inference import Tagger
+
+    if fmt not in FORMATS:
+        usage(f"--format must be one of {', '.join(FORMATS)}")
+    docs = read_inputs(inputs or [])
+    tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
+    text = render(fmt, docs, tagger.predict([t for _, t in docs]), out)
+    if text is not None:
+        sys.stdout.write(text)

@@ -1,0 +1,358 @@
+"""Leave-one-article-out cross-validation of the fine-tuned model and the two baselines.
+
+Fold K holds out `documents[K]` of `corpus.load(gold)` (sorted by doc id) and trains on the
+others. Each system predicts the held-out article of each fold; the five held-out prediction
+files are pooled into one predictions file, read back with the same checks as `arner eval`
+(`arner.core.formats.predictions.read`) and scored once with the same code (`metrics.evaluate`): the pooled
+micro figures, with paragraph-bootstrap intervals. Each fold is also scored alone, for the
+per-fold mean and sample standard deviation (n - 1).
+
+Nothing in the outputs depends on the clock, so the same command on CPU gives the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arner.core import corpus
+from arner.core.conventions import LABELS
+from arner.core.corpus import Document, split
+from arner.core.formats import predictions
+from arner.eval.baselines import BASELINES
+from arner.eval.metrics import RESAMPLES, SEED, evaluate, scores
+from arner.eval.report import dumps, fmt, interval, write_evaluation
+
+SYSTEMS = ("bert", "memorization", "crf")
+FIGURES = ("word_micro_f1", "span_strict_micro_f1", "span_partial_micro_f1") + tuple(f"span_strict_{lab}_f1" for lab in LABELS)
+FIGURE_TITLES = {
+    "word_micro_f1": "word micro F1",
+    "span_strict_micro_f1": "span strict F1",
+    "span_partial_micro_f1": "span partial F1",
+    **{f"span_strict_{lab}_f1": f"{lab} strict F1" for lab in LABELS},
+}
+
+
+def figures(metrics: dict) -> dict[str, float]:
+    """The comparison figures of one evaluation."""
+    out = {
+        "word_micro_f1": metrics["word"]["micro"]["f1"],
+        "span_strict_micro_f1": metrics["span"]["strict"]["micro"]["f1"],
+        "span_partial_micro_f1": metrics["span"]["partial"]["micro"]["f1"],
+    }
+    for lab in LABELS:
+        out[f"span_strict_{lab}_f1"] = metrics["span"]["strict"]["per_label"][lab]["f1"]
+    return {k: float(v) for k, v in out.items()}
+
+
+@dataclass
+class SystemResult:
+    name: str
+    rows: list[tuple[str, list]]  # (doc, entities) per fold, entities with scores where the system gives them
+    metrics: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+    per_fold: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ExternalData:
+    """Public corpora from the config: documents added to every fold's training, and test sets scored per fold."""
+
+    extra_train: list[Document] = field(default_factory=list)
+    tests: dict[str, tuple[list[Document], bool]] = field(default_factory=dict)  # name -> (documents, has DATE)
+
+    @classmethod
+    def from_config(cls, config) -> ExternalData:
+        from arner.core import public as external
+
+        extra = [d for e in config.extra_train for d in external.load(e, config.external_root)]
+        return cls(extra, {e.name or e.files[0]: external.load_test(e, config.external_root) for e in config.external_test})
+
+    def scores(self, predict: Callable[[list[str]], list[list]]) -> dict[str, dict]:
+        from arner.eval.public_scores import external_scores, headline
+
+        return {
+            name: headline(external_scores(docs, predict([d.text for d in docs]), has_date))
+            for name, (docs, has_date) in self.tests.items()
+        }
+
+
+def baseline_predictions(
+    name: str, documents: Sequence[Document], log: Callable[[str], None] = lambda _: None, ext: ExternalData | None = None
+) -> tuple[list[tuple[str, list]], list[dict]]:
+    """Held-out predictions per fold, and per fold the external test scores (empty without external data)."""
+    ext = ext or ExternalData()
+    rows, external_rows = [], []
+    for k, held in enumerate(documents):
+        train_docs, _ = split(documents, k)
+        model = BASELINES[name]().fit(train_docs + ext.extra_train)
+        (spans,) = model.predict([held.text])
+        log(f"{name} fold {k} ({held.doc}): {len(spans)} spans")
+        rows.append((held.doc, spans))
+        external_rows.append(ext.scores(model.predict))
+    return rows, external_rows
+
+
+def with_annotations(config, gold: Path):
+    """The trainer's config: `config`, made to read the annotation folder `gold` when it reads another."""
+    if Path(config.annotations).resolve() != Path(gold).resolve():
+        return config.replace(annotations=str(gold))
+    return config
+
+
+def check_heldout(model_dir: Path, doc: str) -> None:
+    """Refuse a fold model whose metadata (`arner.json`, when the trainer writes one) shows it saw the held-out article."""
+    meta_path = model_dir / "arner.json"
+    if not meta_path.is_file():
+        return
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    train_docs, heldout = meta.get("train_docs"), meta.get("heldout_docs")
+    if (train_docs is not None and doc in train_docs) or (heldout is not None and heldout != [doc]):
+        raise RuntimeError(f"{meta_path}: the fold model was trained on {train_docs} holding out {heldout}, not holding out {doc!r}")
+
+
+def bert_predictions(
+    config,
+    documents: Sequence[Document],
+    work: Path,
+    resume: bool = False,
+    device: str = "auto",
+    batch_size: int = 16,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[list[tuple[str, list]], list[dict]]:
+    """Train on four articles and tag the fifth, for each fold (models kept under `work/fold-K`).
+
+    The trainer adds the config's `extra_train` corpora and scores its `external_test` corpora
+    (`arner.json` metrics), which are returned per fold.
+
+    `config` (a loaded `TrainConfig`) must make the trainer read the same annotation folder as `documents`
+    (see `with_annotations`): the trainer's fold K holds out its K-th document, which `check_heldout` verifies.
+    """
+    from arner.eval.training import train
+    from arner.inference import Tagger
+
+    rows, external_rows = [], []
+    for k, held in enumerate(documents):
+        model_dir = work / f"fold-{k}"
+        log(f"bert fold {k}: training without {held.doc} -> {model_dir}")
+        train(config, model_dir, fold=k, resume=resume)
+        check_heldout(model_dir, held.doc)
+        tagger = Tagger.from_pretrained(model_dir, device=device, batch_size=batch_size)
+        (entities,) = tagger([held.text])
+        log(f"bert fold {k} ({held.doc}): {len(entities)} spans")
+        rows.append((held.doc, list(entities)))
+        meta = json.loads((model_dir / "arner.json").read_text(encoding="utf-8"))
+        external_rows.append(meta["metrics"].get("external", {}))
+    return rows, external_rows
+
+
+def score_system(
+    name: str, rows: list[tuple[str, list]], documents: Sequence[Document], folder: Path, resamples: int, seed: int
+) -> SystemResult:
+    """Pool the held-out predictions into `folder/predictions.jsonl`, read it back checked, and score it (pooled and per fold)."""
+    pooled = folder / "predictions.jsonl"
+    predictions.write(pooled, rows)
+    pred_docs = predictions.read(pooled, documents, missing="error")
+    result = SystemResult(name, rows)
+    result.metrics, result.errors = evaluate(documents, pred_docs, resamples, seed)
+    for k, (gold, pred) in enumerate(zip(documents, pred_docs)):
+        result.per_fold.append({"fold": k, "doc": gold.doc, **figures(scores([gold], [pred]))})
+    return result
+
+
+def mean_std(rows: Sequence[dict], keys) -> dict:
+    """`{mean, std}` of each key over `rows` (sample standard deviation, n - 1; 0 for one row)."""
+    return {
+        "mean": {k: statistics.fmean(r[k] for r in rows) for k in keys},
+        "std": {k: statistics.stdev([r[k] for r in rows]) if len(rows) > 1 else 0.0 for k in keys},
+    }
+
+
+def external_summary(per_fold: list[dict]) -> dict:
+    """Per external corpus: the fold models' scores, with mean and standard deviation over folds."""
+    out = {}
+    for corpus_name in per_fold[0] if per_fold else []:
+        folds = [f[corpus_name] for f in per_fold]
+        out[corpus_name] = {"per_fold": folds, **mean_std(folds, list(folds[0]))}
+    return out
+
+
+def external_markdown(summaries: dict[str, dict]) -> list[str]:
+    """Tables of the external test scores (mean ± std over the fold models), one per corpus."""
+    corpora = sorted({c for s in summaries.values() for c in s.get("external", {})})
+    if not corpora:
+        return []
+    lines = [
+        "## External test corpora",
+        "",
+        "Each fold's model (four articles plus any `extra_train` corpora) tags each public test corpus; mean ± standard "
+        "deviation over the five fold models. *strict*: boundaries and mapped label; *loose*: ACTOR and PLACE merged, since "
+        "these corpora tag countries and cities by type, not by role. DATE is scored only where the corpus has DATE.",
+        "",
+    ]
+    for c in corpora:
+        keys = next(s["external"][c]["mean"] for s in summaries.values() if c in s.get("external", {})).keys()
+        lines += [f"### {c}", "", "| system | " + " | ".join(k.replace("_f1", " F1") for k in keys) + " |", "|---|" + "---|" * len(keys)]
+        for name, s in summaries.items():
+            if c in s.get("external", {}):
+                e = s["external"][c]
+                lines.append(f"| {name} | " + " | ".join(f"{fmt(e['mean'][k])} ± {fmt(e['std'][k])}" for k in keys) + " |")
+        lines.append("")
+    return lines
+
+
+def summary(result: SystemResult) -> dict:
+    intervals = result.metrics["bootstrap"]["intervals"]
+    pooled = {k: {"estimate": v, "low": intervals[k]["low"], "high": intervals[k]["high"]} for k, v in figures(result.metrics).items()}
+    return {"pooled": pooled, "per_fold": result.per_fold, **mean_std(result.per_fold, FIGURES)}
+
+
+def command_line(config: Path | None, out: Path, overrides: Sequence[str], systems: Sequence[str], resamples: int, seed: int) -> str:
+    parts = ["arner", "cv"]
+    if config is not None:
+        parts += ["--config", str(config)]
+    parts += ["--out", str(out)]
+    for o in overrides:
+        parts += ["--set", o]
+    if tuple(systems) != SYSTEMS:
+        parts += ["--systems", ",".join(systems)]
+    if resamples != RESAMPLES:
+        parts += ["--resamples", str(resamples)]
+    if seed != SEED:
+        parts += ["--seed", str(seed)]
+    return shlex.join(parts)
+
+
+def markdown(summaries: dict[str, dict], documents: Sequence[Document], command: str, resamples: int, seed: int) -> str:
+    lines = [
+        "# Leave-one-article-out cross-validation",
+        "",
+        f"Produced by `{command}`.",
+        "",
+        f"Fold K trains on four articles and predicts the held-out article K; the {len(documents)} held-out prediction files "
+        "are pooled and scored once (pooled micro), with 95% intervals from resampling paragraphs "
+        f"({resamples} resamples, seed {seed}). Per-fold mean ± sample standard deviation below.",
+        "",
+        "| fold | held-out article | gold spans |",
+        "|---:|---|---:|",
+    ]
+    for k, d in enumerate(documents):
+        lines.append(f"| {k} | {d.doc} | {len(d.spans)} |")
+    lines += ["", "## Comparison (pooled over the five held-out articles)", ""]
+    lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | " + " | ".join(interval(s["pooled"][f]) for f in FIGURES) + " |")
+    lines += ["", "Per-fold mean ± standard deviation:", ""]
+    lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | " + " | ".join(f"{fmt(s['mean'][f])} ± {fmt(s['std'][f])}" for f in FIGURES) + " |")
+    lines += ["", "![comparison](comparison.png)", ""]
+    lines += external_markdown(summaries)
+    lines += ["## Per fold", ""]
+    for name, s in summaries.items():
+        lines += [f"### {name}", "", f"Full report: [{name}/report.md]({name}/report.md).", ""]
+        lines += ["| fold | article | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---:|---|" + "---:|" * len(FIGURES)]
+        for f in s["per_fold"]:
+            lines.append(f"| {f['fold']} | {f['doc']} | " + " | ".join(fmt(f[k]) for k in FIGURES) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def plot_comparison(summaries: dict[str, dict], path: Path) -> None:
+    from arner.eval.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    names = list(summaries)
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        pooled = summaries[name]["pooled"]
+        xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(FIGURES))]
+        ys = [pooled[f]["estimate"] for f in FIGURES]
+        err = [[y - pooled[f]["low"] for y, f in zip(ys, FIGURES)], [pooled[f]["high"] - y for y, f in zip(ys, FIGURES)]]
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=name)
+    ax.set_xticks(range(len(FIGURES)), [FIGURE_TITLES[f].replace(" F1", "") for f in FIGURES], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1 (pooled, 95% bootstrap interval)")
+    ax.set_title("Leave-one-article-out: systems compared")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def run(
+    out: Path,
+    config: Path | None = None,
+    overrides: Sequence[str] = (),
+    systems: Sequence[str] = SYSTEMS,
+    gold: Path = corpus.DEFAULT_ROOT,
+    work: Path | None = None,
+    resume: bool = False,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    device: str = "auto",
+    batch_size: int = 16,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict:
+    """Run the cross-validation and write `out/` whole (atomically); returns `out/metrics.json`'s object."""
+    from arner.core import atomic
+
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ValueError(f"unknown system(s) {unknown} (choose among {', '.join(SYSTEMS)})")
+    if "bert" in systems and config is None:
+        raise ValueError("the bert system needs --config")
+    documents = corpus.load(gold)
+    train_config, ext = None, ExternalData()
+    if config is not None:
+        from arner.train.config import load_config
+
+        train_config = load_config(config, overrides)  # a bad config or override is reported before any fold is trained
+        ext = ExternalData.from_config(train_config)
+    rows: dict[str, list[tuple[str, list]]] = {}
+    external_rows: dict[str, list[dict]] = {}
+    for name in systems:
+        if name == "bert":
+            assert config is not None and train_config is not None
+            work_dir = work or Path("runs") / "cv" / config.stem
+            rows[name], external_rows[name] = bert_predictions(
+                with_annotations(train_config, gold), documents, work_dir, resume, device, batch_size, log
+            )
+        else:
+            rows[name], external_rows[name] = baseline_predictions(name, documents, log, ext)
+    with atomic.directory(out) as tmp:
+        results = {name: score_system(name, rows[name], documents, tmp / name, resamples, seed) for name in systems}
+        summaries = {name: summary(r) for name, r in results.items()}
+        for name in systems:
+            if ext.tests:
+                summaries[name]["external"] = external_summary(external_rows[name])
+        command = command_line(config, out, overrides, systems, resamples, seed)
+        result = {
+            "command": command,
+            "folds": [{"fold": k, "doc": d.doc} for k, d in enumerate(documents)],
+            "settings": {
+                "config": str(config) if config else None,
+                "overrides": list(overrides),
+                "systems": list(systems),
+                "resamples": resamples,
+                "seed": seed,
+                "std": "sample standard deviation over folds (n - 1)",
+                "extra_train": {"documents": len(ext.extra_train), "spans": sum(len(d.spans) for d in ext.extra_train)},
+                "external_test": {name: {"documents": len(docs), "has_date": has_date} for name, (docs, has_date) in ext.tests.items()},
+            },
+            "systems": summaries,
+        }
+        for name, r in results.items():
+            folder = tmp / name
+            for k, row in enumerate(r.rows):
+                predictions.write(folder / f"fold-{k}.jsonl", [row])
+            source = f"System `{name}`, pooled held-out predictions of `{command}` (`predictions.jsonl`; per fold `fold-K.jsonl`)."
+            write_evaluation(folder, r.metrics, r.errors, f"{name}: leave-one-article-out", source)
+        (tmp / "metrics.json").write_text(dumps(result), encoding="utf-8")
+        (tmp / "report.md").write_text(markdown(summaries, documents, command, resamples, seed), encoding="utf-8")
+        plot_comparison(summaries, tmp / "comparison.png")
+    return result

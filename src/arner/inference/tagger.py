@@ -1,0 +1,208 @@
+"""Character-exact entities from raw text with a token-classification model.
+
+`Tagger` windows each text (alignment.py), runs the model over length-sorted batches,
+takes each word's label from its first subword in the window where that subword sits
+furthest from an edge, and decodes the IOB2 word tags to spans (conventions.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arner.core.alignment import EncodedDocument, encode_documents, window_owners
+from arner.core.conventions import PROCLITICS, Span, Word, tags_to_word_ranges, words
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class ModelLoadError(OSError):
+    """A model path or hub id that cannot be loaded as a token classifier."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+    def to_json(self) -> dict:
+        return {"start": self.start, "end": self.end, "label": self.label, "text": self.text, "score": self.score}
+
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.label, self.text)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Tagger:
+    """Callable on one text (-> list of Entity) or a list of texts (-> list of lists)."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+        stride: int = 64,
+        max_length: int | None = None,
+        trim_proclitics: bool = True,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        limit = min(
+            int(getattr(model.config, "max_position_embeddings", 512)), int(getattr(tokenizer, "model_max_length", 512) or 512), 512
+        )
+        self.max_length = min(max_length or limit, limit)
+        self.stride = max(0, min(stride, self.max_length // 4))
+        self.trim_proclitics = trim_proclitics
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.labels = [self.id2label[i] for i in range(len(self.id2label))]
+        self._units: dict[str, bool] = {}
+
+    def _known_unit(self, piece: str) -> bool:
+        """Whether the tokenizer keeps `piece` as one token (cached: entities are few)."""
+        if piece not in self._units:
+            self._units[piece] = len(self.tokenizer(piece, add_special_tokens=False)["input_ids"]) == 1
+        return self._units[piece]
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "auto", batch_size: int = 16, **kwargs) -> Tagger:
+        """Load a model folder (or hub id) written by `arner train` or any token classifier."""
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
+            raise ModelLoadError(f"{path}: no such model folder")
+        dev = resolve_device(device)
+        dtype = None
+        if dev.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:
+            model = AutoModelForTokenClassification.from_pretrained(str(path), dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelLoadError(f"{path}: cannot load a token-classification model: {e}") from None
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError(f"{path}: the tokenizer is not a fast tokenizer (character offsets are needed)")
+        return cls(model.to(dev), tokenizer, dev, batch_size, **kwargs)
+
+    def __call__(self, texts: str | Sequence[str]) -> list[Entity] | list[list[Entity]]:
+        if isinstance(texts, str):
+            return self.predict([texts])[0]
+        return self.predict(list(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Entities for each text, offsets into that exact string."""
+        doc_words, encoded = self._encode(texts)
+        tags = self._word_predictions(encoded)
+        return [self._decode(t, ws, enc, p) for t, ws, enc, p in zip(texts, doc_words, encoded, tags)]
+
+    def word_tags(self, text: str) -> list[str]:
+        """The IOB2 tag of each word of `text` (the spec's word view), before span decoding."""
+        _, encoded = self._encode([text])
+        labels, _ = self._word_predictions(encoded)[0]
+        return [self.labels[k] for k in labels]
+
+    def _encode(self, texts: Sequence[str]) -> tuple[list[list[Word]], list[EncodedDocument]]:
+        """Each text's words and windows, lone surrogates read as U+FFFD (same length, so offsets still hold)."""
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is {type(t).__name__}, expected str")
+        clean = [LONE_SURROGATE.sub("\ufffd", t) for t in texts]
+        doc_words = [words(t) for t in clean]
+        return doc_words, encode_documents(self.tokenizer, clean, doc_words, self.max_length, self.stride)
+
+    @torch.inference_mode()
+    def _word_predictions(self, encoded: list[EncodedDocument]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per document, each word's label id and probability, read from its owner window."""
+        # which (window, position) each word reads, grouped by window
+        wanted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        results = []
+        for d, enc in enumerate(encoded):
+            first = np.asarray(enc.word_first_token, dtype=np.int64)
+            labels = np.zeros(len(first), dtype=np.int64)  # O where a word has no token
+            probs = np.ones(len(first), dtype=np.float32)
+            results.append((labels, probs))
+            if not len(first) or not enc.windows:
+                continue
+            owners = window_owners(len(enc.input_ids), enc.windows)
+            has = np.flatnonzero(first >= 0)
+            win = owners[first[has]]
+            for w in np.unique(win):
+                sel = has[win == w]
+                window = enc.windows[w]
+                wanted[(d, int(w))] = (sel, first[sel] - window.start + window.prefix)
+        items = sorted(wanted, key=lambda dw: len(encoded[dw[0]].windows[dw[1]].input_ids))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        for i in range(0, len(items), self.batch_size):
+            batch = items[i : i + self.batch_size]
+            seqs = [encoded[d].windows[w].input_ids for d, w in batch]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for r, s in enumerate(seqs):
+                ids[r, : len(s)] = torch.as_tensor(s)
+                mask[r, : len(s)] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            best_p, best_k = logits.float().softmax(-1).max(-1)
+            best_p, best_k = best_p.cpu().numpy(), best_k.cpu().numpy()
+            for r, key in enumerate(batch):
+                sel, pos = wanted[key]
+                labels, probs = results[key[0]]
+                labels[sel] = best_k[r, pos]
+                probs[sel] = best_p[r, pos]
+        return results
+
+    def _decode(self, text: str, ws: list[Word], enc: EncodedDocument, pred: tuple[np.ndarray, np.ndarray]) -> list[Entity]:
+        labels, probs = pred
+        tags = [self.labels[k] for k in labels.tolist()]
+        for i, tag in enumerate(tags):  # an entity never runs across a line break: I- after one starts anew
+            if i and tag[0] == "I" and "\n" in text[ws[i - 1].end : ws[i].start]:
+                tags[i] = "B" + tag[1:]
+        entities = []
+        for first, last, label in tags_to_word_ranges(tags):
+            start, end = ws[first].start, ws[last - 1].end
+            if self.trim_proclitics:
+                start = proclitic_subword_end(text, enc, first, ws[first], self._known_unit)
+            score = float(probs[first:last].mean())
+            entities.append(Entity(start, end, label, text[start:end], round(score, 6)))
+        return entities
+
+
+def proclitic_subword_end(text: str, enc: EncodedDocument, word_index: int, word: Word, known_unit: Callable[[str], bool]) -> int:
+    """Where a name starts once attached proclitics (و ف ب ل ك) are left out, as the spec wants.
+
+    Only the model's own subwords decide: the word's first subword is made of proclitics only
+    (`و` + `##يتكوف`), or, when the word is one token, what follows the proclitics is itself a
+    single token of the vocabulary (`known_unit("أميركا")` for `وأميركا`). Otherwise the
+    word start is kept.
+    """
+    t = enc.word_first_token[word_index]
+    if t < 0:
+        return word.start
+    a, b = enc.offsets[t]
+    if a == word.start and a < b < word.end and b - a <= 3 and all(c in PROCLITICS for c in text[a:b]):
+        return b
+    if a == word.start and b >= word.end:
+        for k in (1, 2):
+            head, rest = text[word.start : word.start + k], text[word.start + k : word.end]
+            if len(rest) < 2 or any(c not in PROCLITICS for c in head):
+                break
+            if known_unit(rest):
+                return word.start + k
+    return word.start

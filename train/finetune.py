@@ -1,0 +1,116 @@
+"""`arner train`'s core: fine-tune a token classifier on the annotations (the loop is `loop.fit`).
+
+Scoring is not this layer's job: the evaluation layer passes `score_heldout` (run after each
+epoch on the held-out article, for early stopping and the log) and `score_final` (extra scores for
+`arner.json`, such as public test corpora), as spaCy's `train_while_improving` takes `evaluate`.
+`arner.eval.training.train` is the call with both wired in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from arner.core import corpus
+from arner.core import public as external
+from arner.core.conventions import ID2TAG, TAG2ID
+from arner.core.corpus import Document, split
+from arner.train.config import TrainConfig
+from arner.train.data import IGNORE, fingerprint, window_examples
+from arner.train.loop import fit, make_accelerator, prepare_output, publish, save_model
+from arner.train.model import resolve
+
+# (model, tokenizer, documents, device) -> scores; held-out scores must hold "strict_f1"
+HeldoutScorer = Callable[[object, object, Sequence[Document], object], dict]
+FinalScorer = Callable[[object, object, object], dict]  # (model, tokenizer, device) -> named scores
+
+
+def load_training_documents(config: TrainConfig, fold: int | None) -> tuple[list[Document], list[Document], dict[str, list[Document]]]:
+    """(articles trained on, held-out articles, public corpora by name) for a run."""
+    train_docs, heldout_docs = split(corpus.load(config.annotations), fold)
+    extra = {entry.name or entry.files[0]: external.load(entry, config.external_root) for entry in config.extra_train}
+    return (train_docs if config.train_on_articles else []), heldout_docs, extra
+
+
+def train(
+    config: TrainConfig,
+    output: str | Path,
+    fold: int | None = None,
+    resume: bool = False,
+    config_path: str = "config",
+    score_heldout: HeldoutScorer | None = None,
+    score_final: FinalScorer | None = None,
+) -> dict:
+    """Train, write a Hugging Face model folder at `output`, and return the final metrics."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
+
+    output = Path(output)
+    accelerator = make_accelerator(config)
+    article_docs, heldout_docs, extra = load_training_documents(config, fold)
+    train_docs = article_docs + [d for docs in extra.values() for d in docs]
+    checkpoints = prepare_output(accelerator, output, resume)
+    if accelerator.is_main_process:
+        base = resolve(config, config_path, [d.text for d in train_docs], checkpoints)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        base = str(checkpoints / "base-model") if config.model == "tiny" else resolve(config, config_path, [], checkpoints)
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForTokenClassification.from_pretrained(
+        base, num_labels=len(TAG2ID), id2label=dict(ID2TAG), label2id=dict(TAG2ID), attn_implementation="sdpa"
+    )
+    examples = [ex for d in train_docs for ex in window_examples(tokenizer, d, config.max_length, config.stride, config.label_all_subwords)]
+    features = [{"input_ids": ex["input_ids"], "labels": ex["labels"]} for ex in examples]
+    collator = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=config.pad_to_multiple_of, label_pad_token_id=IGNORE)
+
+    evaluate = None
+    if heldout_docs and score_heldout is not None:
+
+        def evaluate(m):
+            return score_heldout(m, tokenizer, heldout_docs, accelerator.device)
+
+    best = checkpoints / "best"
+    model, state = fit(
+        accelerator,
+        model,
+        features,
+        collator,
+        config,
+        output,
+        resume,
+        evaluate=evaluate,
+        score_key="strict_f1",
+        on_improve=(lambda m: save_model(m, tokenizer, best)) if config.load_best_model_at_end else None,
+    )
+
+    history = state["history"]
+    final = {"epochs_run": state["epoch"], "global_step": state["global_step"], "final_loss": history[-1]["loss"] if history else None}
+    if accelerator.is_main_process:
+        reloaded = evaluate is not None and config.load_best_model_at_end and best.is_dir()
+        if reloaded:
+            model = AutoModelForTokenClassification.from_pretrained(str(best))
+            final["model_epoch"] = state["best_epoch"]
+        if evaluate is not None:
+            final["best_epoch"] = state["best_epoch"]
+            # the last epoch's row already scored these weights (unless the best epoch's were reloaded)
+            final["heldout"] = evaluate(model) if reloaded or not history else history[-1]["heldout"]
+        if score_final is not None:
+            final.update(score_final(model, tokenizer, accelerator.device))
+        model.config.id2label, model.config.label2id = dict(ID2TAG), dict(TAG2ID)
+        meta = {
+            "config": config.to_dict(),
+            "base_model": config.model
+            if config.model != "tiny"
+            else "tiny (built offline: WordPiece on the training articles + random BertConfig)",
+            "fold": fold,
+            "train_docs": [d.doc for d in article_docs],
+            "extra_train": {name: {"documents": len(docs), "spans": sum(len(d.spans) for d in docs)} for name, docs in extra.items()},
+            "heldout_docs": [d.doc for d in heldout_docs],
+            "data_fingerprint": fingerprint(train_docs + heldout_docs),
+            "train_fingerprint": fingerprint(train_docs),
+            "metrics": final,
+        }
+        publish(model, tokenizer, output, meta, config.max_length)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
