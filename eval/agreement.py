@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from arner.core.conventions import Span, context, word_tags, words
 from arner.core.corpus import Document
+from arner.core.tables import table
 from arner.eval.spanscore import span_scores
 
 
@@ -66,11 +67,12 @@ def agreement(a_docs: list[Document], b_docs: list[Document]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| schema | label | precision | recall | F1 | support |", "|---|---|---|---|---|---|"]
-    for schema, block in result["span"].items():
-        rows = [("micro", block["micro"])] + list(block["per_label"].items())
-        for label, m in rows:
-            lines.append(f"| {schema} | {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    rows = [
+        (schema, label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
+        for schema, block in result["span"].items()
+        for label, m in [("micro", block["micro"]), *block["per_label"].items()]
+    ]
+    lines = table(["schema", "label", "precision", "recall", "F1", "support"], rows)
     lines += ["", f"Cohen's kappa on word tags: {result['word_kappa']:.3f} (raw agreement {result['word_tag_agreement']:.3f})", ""]
     lines.append(f"Disagreements ({len(result['disagreements'])}):")
     for d in result["disagreements"]:

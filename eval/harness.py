@@ -12,6 +12,9 @@ from arner.core.public import ExternalCorpus
 from arner.eval.metrics import RESAMPLES, SEED, evaluate
 from arner.eval.report import dumps, write_evaluation
 
+# what an `arner eval` folder holds: an existing --out holding anything else is refused, never deleted
+OUTPUT_FILES = ("metrics.json", "errors.json", "report.md", "*.png", "predictions.jsonl", "external.json")
+
 
 def select_documents(documents: Sequence[Document], selected: Sequence[str], gold: Path) -> list[Document]:
     """The gold documents named in `selected` (doc ids, or file names of articles); all when it is empty."""
@@ -53,7 +56,7 @@ def run(
 
         tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size)
         source = f"Model `{model}` on {len(gold_docs)} document(s) of gold `{gold}` (predictions in `predictions.jsonl`)."
-    with atomic.directory(out) as tmp:
+    with atomic.directory(out, owned=OUTPUT_FILES, what="arner eval output") as tmp:
         if tagger is not None:  # the model's predictions, kept in OUT and read back with the checks of --pred
             rows = [(d.doc, e) for d, e in zip(gold_docs, tagger([d.text for d in gold_docs]))]
             predictions.write(tmp / "predictions.jsonl", rows)

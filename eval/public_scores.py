@@ -14,6 +14,7 @@ from pathlib import Path
 from arner.core import public as external
 from arner.core.conventions import LABELS, Span
 from arner.core.corpus import Document
+from arner.core.tables import table
 from arner.eval.spanscore import span_scores
 
 NAME = "NAME"
@@ -63,11 +64,12 @@ def markdown(scores: dict[str, dict]) -> str:
         "*strict*: boundaries and mapped label; *loose*: ACTOR and PLACE merged into NAME (these corpora tag countries and "
         "cities by type, not by role). DATE only where the corpus has DATE.",
         "",
-        "| corpus | scheme | label | precision | recall | F1 | support |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, s in scores.items():
-        for scheme in ("strict", "loose"):
-            for label, m in [("micro", s[scheme]["micro"]), *s[scheme]["per_label"].items()]:
-                lines.append(f"| {name} | {scheme} | {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    rows = [
+        (name, scheme, label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
+        for name, s in scores.items()
+        for scheme in ("strict", "loose")
+        for label, m in [("micro", s[scheme]["micro"]), *s[scheme]["per_label"].items()]
+    ]
+    lines += table(["corpus", "scheme", "label", "precision", "recall", "F1", "support"], rows)
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arner.core.conventions import LABELS, Span
+from arner.core.tables import table
 from arner.eval.metrics import Error
 
 KIND_TITLES = {
@@ -37,78 +38,91 @@ def _span(s: Span | dict) -> str:
 
 
 def prf_table(rows: Sequence[tuple[str, dict]], first: str = "") -> list[str]:
-    out = [f"| {first} | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    for name, m in rows:
-        out.append(f"| {name} | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {m['support']} |")
-    return out
+    cells = [(name, fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), m["support"]) for name, m in rows]
+    return table([first, "precision", "recall", "F1", "support"], cells, "lrrrr")
 
 
 def interval(block: dict) -> str:
     return f"{fmt(block['estimate'])} [{fmt(block['low'])}, {fmt(block['high'])}]"
 
 
-def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", source: str = "") -> str:
-    lines = [f"# {title}", ""]
-    if source:
-        lines += [source, ""]
+def headline(metrics: dict, title: str, source: str) -> list[str]:
     b = metrics["bootstrap"]
-    docs = metrics["per_doc"]
-    lines += [
-        f"{len(docs)} documents, {metrics['span']['strict']['micro']['support']} gold spans, "
-        f"{metrics['span']['strict']['micro']['predicted']} predicted.",
+    strict = metrics["span"]["strict"]["micro"]
+    return [
+        f"# {title}",
+        "",
+        *([source, ""] if source else []),
+        f"{len(metrics['per_doc'])} documents, {strict['support']} gold spans, {strict['predicted']} predicted.",
         "",
         f"**Strict span micro F1: {interval(b)}** ({int(b['confidence'] * 100)}% bootstrap interval, "
         f"{b['resamples']} resamples of {b['paragraphs']} paragraphs, seed {b['seed']}).",
         "",
+    ]
+
+
+def word_section(metrics: dict) -> list[str]:
+    w = metrics["word"]
+    rows = [("micro", w["micro"]), ("macro", w["macro"])] + [(lab, w["per_label"][lab]) for lab in LABELS]
+    intro = [
         "## Words (seqeval, strict IOB2)",
         "",
         "Over the spec's word view, one sequence per paragraph; entity-level, as conlleval.",
         "",
     ]
-    w = metrics["word"]
-    lines += prf_table([("micro", w["micro"]), ("macro", w["macro"])] + [(lab, w["per_label"][lab]) for lab in LABELS], "word")
-    lines += ["", "## Character spans (SemEval-2013 schemas, nervaluate)", ""]
-    lines += [
+    return intro + prf_table(rows, "word")
+
+
+def span_section(metrics: dict) -> list[str]:
+    keys = ("support", "predicted", "correct", "partial", "incorrect", "missed", "spurious")
+    rows = [
+        (schema, scope, fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), *(m[k] for k in keys))
+        for schema, block in metrics["span"].items()
+        for scope, m in [("micro", block["micro"]), *block["per_label"].items()]
+    ]
+    header = ["schema", "scope", "precision", "recall", "F1", *keys]
+    return [
+        "",
+        "## Character spans (SemEval-2013 schemas, nervaluate)",
+        "",
         "strict: same boundaries and label; exact: same boundaries; partial: overlap counts half; type: overlap with the same label.",
         "",
-        "| schema | scope | precision | recall | F1 | support | predicted | correct | partial | incorrect | missed | spurious |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(header, rows, "ll" + "r" * 10),
     ]
-    for schema, block in metrics["span"].items():
-        for scope, m in [("micro", block["micro"])] + list(block["per_label"].items()):
-            lines.append(
-                f"| {schema} | {scope} | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {m['support']} | {m['predicted']} | "
-                f"{m['correct']} | {m['partial']} | {m['incorrect']} | {m['missed']} | {m['spurious']} |"
-            )
-    lines += [
-        "",
-        "## Per document (strict spans)",
-        "",
-        "| doc | precision | recall | F1 | gold | predicted | correct |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+
+
+def per_doc_section(metrics: dict) -> list[str]:
+    rows = [
+        (doc, fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), m["support"], m["predicted"], m["correct"])
+        for doc, m in metrics["per_doc"].items()
     ]
-    for doc, m in docs.items():
-        lines.append(
-            f"| {doc} | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {m['support']} | {m['predicted']} | {m['correct']} |"
-        )
+    header = ["doc", "precision", "recall", "F1", "gold", "predicted", "correct"]
+    return ["", "## Per document (strict spans)", "", *table(header, rows, "lrrrrrr")]
+
+
+def confusion_section(metrics: dict) -> list[str]:
     c = metrics["confusion"]
-    lines += ["", "## Confusion", "", "Spans with identical boundaries: rows gold, columns predicted.", ""]
-    lines += ["| gold \\ predicted | " + " | ".join(LABELS) + " |", "|---|" + "---:|" * len(LABELS)]
-    for g in LABELS:
-        lines.append(f"| {g} | " + " | ".join(str(c["matrix"][g][p]) for p in LABELS) + " |")
-    lines += [
+    rows = [(g, *(c["matrix"][g][p] for p in LABELS)) for g in LABELS]
+    return [
+        "",
+        "## Confusion",
+        "",
+        "Spans with identical boundaries: rows gold, columns predicted.",
+        "",
+        *table(["gold \\ predicted", *LABELS], rows, "l" + "r" * len(LABELS)),
         "",
         f"Correct {c['correct']}; type errors {c['type']}; boundary-only errors {c['boundary']}; boundary and type errors "
         f"{c['boundary_type']}; missed {c['missed']}; spurious {c['spurious']}.",
-        "",
-        "## Bootstrap intervals",
-        "",
-        "| figure | estimate [95% interval] |",
-        "|---|---|",
     ]
-    for name, block in b["intervals"].items():
-        lines.append(f"| {name} | {interval(block)} |")
-    lines += [
+
+
+def intervals_section(metrics: dict) -> list[str]:
+    rows = [(name, interval(block)) for name, block in metrics["bootstrap"]["intervals"].items()]
+    return ["", "## Bootstrap intervals", "", *table(["figure", "estimate [95% interval]"], rows)]
+
+
+def errors_section(errors: Sequence[Error]) -> list[str]:
+    lines = [
         "",
         f"## Errors ({len(errors)})",
         "",
@@ -126,6 +140,12 @@ def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", 
                 parts.append("predicted " + _span(e.pred))
             lines.append(f"- {e.doc}: {' → '.join(parts)} — {_code(e.context)}")
         lines.append("")
+    return lines
+
+
+def markdown(metrics: dict, errors: Sequence[Error], title: str = "Evaluation", source: str = "") -> str:
+    lines = headline(metrics, title, source) + word_section(metrics) + span_section(metrics) + per_doc_section(metrics)
+    lines += confusion_section(metrics) + intervals_section(metrics) + errors_section(errors)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -33,9 +33,11 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from arner.core.machine import cpu_cores, cpu_model, versions
+from arner.core.tables import table
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -135,6 +137,84 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[k]
 
 
+class LoadRun:
+    """What the client threads of one `load` share: the next request number, and what came back."""
+
+    def __init__(self, url: str, bodies: list[list[str]], requests: int, deadline: float, request_timeout_s: float, check=None):
+        self.parts = urlsplit(url)
+        if self.parts.hostname not in LOOPBACK:
+            raise ValueError(f"loopback only: {url}")
+        self.bodies, self.requests, self.deadline, self.request_timeout_s, self.check = bodies, requests, deadline, request_timeout_s, check
+        self.encoded = [json.dumps({"texts": b}, ensure_ascii=False).encode("utf-8") for b in bodies]
+        self.counter, self.lock = itertools.count(), threading.Lock()
+        self.latency: list[float | None] = [None] * requests
+        self.merged: list[int] = []
+        self.errors: list[str] = []
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.parts.hostname, self.parts.port, timeout=self.request_timeout_s)
+
+    def client(self) -> None:
+        """One keep-alive connection sending requests until they are all taken or the deadline passes."""
+        conn = self.connect()
+        while True:
+            with self.lock:
+                i = next(self.counter)
+            if i >= self.requests or time.monotonic() > self.deadline:
+                break
+            k = i % len(self.bodies)
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/entities", self.encoded[k], {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                self.errors.append(f"request {i}: {type(e).__name__}: {e}")
+                conn.close()
+                conn = self.connect()
+                continue
+            self.record(i, k, resp, data, time.perf_counter() - t0)
+        conn.close()
+
+    def record(self, i: int, k: int, resp: http.client.HTTPResponse, data: bytes, elapsed: float) -> None:
+        if resp.status != 200:
+            self.errors.append(f"request {i}: HTTP {resp.status}: {data[:200]!r}")
+            return
+        try:
+            problem = self.check(i, self.bodies[k], json.loads(data)) if self.check else None
+        except Exception as e:  # noqa: BLE001 - counted as an error
+            problem = f"{type(e).__name__}: {e}"
+        if problem:
+            self.errors.append(f"request {i}: {problem}")
+            return
+        self.latency[i] = elapsed
+        self.merged.append(int(resp.getheader("X-Arner-Batch-Texts", "0")))
+
+    def summary(self, clients: int, wall: float) -> dict:
+        done = sorted(x for x in self.latency if x is not None)
+        sent = min(next(self.counter), self.requests)  # a finished client's last draw may overshoot
+        texts = sum(len(self.bodies[i % len(self.bodies)]) for i, x in enumerate(self.latency) if x is not None)
+        ms = [x * 1000 for x in done]
+        return {
+            "requests": self.requests,
+            "clients": clients,
+            "sent": sent,
+            "ok": len(done),
+            "errors": len(self.errors),
+            "error_samples": self.errors[:10],
+            "timed_out": sent < self.requests,
+            "wall_s": round(wall, 3),
+            "throughput_rps": round(len(done) / wall, 1) if wall else None,
+            "throughput_texts_per_s": round(texts / wall, 1) if wall else None,
+            "latency_ms": {
+                **{f"p{q}": round(percentile(ms, q), 2) for q in (50, 90, 99)},
+                "max": round(ms[-1], 2) if ms else None,
+                "mean": round(sum(ms) / len(ms), 2) if ms else None,
+            },
+            "mean_merged_texts": round(sum(self.merged) / len(self.merged), 2) if self.merged else None,
+        }
+
+
 def load(
     url: str,
     bodies: list[list[str]],
@@ -149,85 +229,14 @@ def load(
     Bounded: no request starts after `timeout_s`, each has `request_timeout_s`. `check(i, texts,
     answer)` may return an error message for a 200 answer. Never raises on a failed request.
     """
-    parts = urlsplit(url)
-    if parts.hostname not in LOOPBACK:
-        raise ValueError(f"loopback only: {url}")
-    encoded = [json.dumps({"texts": b}, ensure_ascii=False).encode("utf-8") for b in bodies]
-    headers = {"Content-Type": "application/json"}
-    counter, lock = itertools.count(), threading.Lock()
-    latency: list[float | None] = [None] * requests
-    merged: list[int] = []
-    errors: list[str] = []
-    deadline = time.monotonic() + timeout_s
-
-    def connect() -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=request_timeout_s)
-
-    def client() -> None:
-        conn = connect()
-        while True:
-            with lock:
-                i = next(counter)
-            if i >= requests or time.monotonic() > deadline:
-                break
-            k = i % len(bodies)
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/v1/entities", encoded[k], headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as e:
-                errors.append(f"request {i}: {type(e).__name__}: {e}")
-                conn.close()
-                conn = connect()
-                continue
-            elapsed = time.perf_counter() - t0
-            if resp.status != 200:
-                errors.append(f"request {i}: HTTP {resp.status}: {data[:200]!r}")
-                continue
-            try:
-                answer = json.loads(data)
-                problem = check(i, bodies[k], answer) if check else None
-            except Exception as e:  # noqa: BLE001 - counted as an error
-                problem = f"{type(e).__name__}: {e}"
-            if problem:
-                errors.append(f"request {i}: {problem}")
-                continue
-            latency[i] = elapsed
-            merged.append(int(resp.getheader("X-Arner-Batch-Texts", "0")))
-        conn.close()
-
+    run = LoadRun(url, bodies, requests, time.monotonic() + timeout_s, request_timeout_s, check)
     start = time.perf_counter()
-    threads = [threading.Thread(target=client, name=f"client-{c}", daemon=True) for c in range(clients)]
+    threads = [threading.Thread(target=run.client, name=f"client-{c}", daemon=True) for c in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()) + request_timeout_s + 5)
-    wall = time.perf_counter() - start
-    done = sorted(x for x in latency if x is not None)
-    sent = min(next(counter), requests)  # a finished client's last draw may overshoot
-    texts = sum(len(bodies[i % len(bodies)]) for i, x in enumerate(latency) if x is not None)
-    ms = [x * 1000 for x in done]
-    return {
-        "requests": requests,
-        "clients": clients,
-        "sent": sent,
-        "ok": len(done),
-        "errors": len(errors),
-        "error_samples": errors[:10],
-        "timed_out": sent < requests,
-        "wall_s": round(wall, 3),
-        "throughput_rps": round(len(done) / wall, 1) if wall else None,
-        "throughput_texts_per_s": round(texts / wall, 1) if wall else None,
-        "latency_ms": {
-            "p50": round(percentile(ms, 50), 2),
-            "p90": round(percentile(ms, 90), 2),
-            "p99": round(percentile(ms, 99), 2),
-            "max": round(ms[-1], 2) if ms else None,
-            "mean": round(sum(ms) / len(ms), 2) if ms else None,
-        },
-        "mean_merged_texts": round(sum(merged) / len(merged), 2) if merged else None,
-    }
+        t.join(max(0.0, run.deadline - time.monotonic()) + request_timeout_s + 5)
+    return run.summary(clients, time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------- report
@@ -257,27 +266,7 @@ def other_cpu_share(before, after, wall_s: float, cores: int) -> float | None:
     return round(max(0.0, other / (wall_s * cores * os.sysconf("SC_CLK_TCK"))), 3)
 
 
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("arner", "torch", "transformers", "tokenizers", "fastapi", "starlette", "uvicorn", "pydantic"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu_cores": cores, "cpu": cpu, "gpu": None, "platform": platform.platform()}
+SERVE_PACKAGES = ("arner", "torch", "transformers", "tokenizers", "fastapi", "starlette", "uvicorn", "pydantic")
 
 
 def markdown(report: dict) -> str:
@@ -293,15 +282,16 @@ def markdown(report: dict) -> str:
         f"Workload: {w['texts_per_request']} text(s) per request, {w['mean_chars']:.0f} characters on average, "
         f"{w['distinct_bodies']} distinct bodies cycled, {w['warmup_requests']} warm-up requests not counted.",
         "",
-        "| run | clients | requests | ok | errors | p50 ms | p90 ms | p99 ms | max ms | req/s | texts/s | mean merged texts |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(
+            ["run", "clients", "requests", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s", "texts/s", "mean merged texts"],
+            [
+                [r["name"], r["clients"], r["requests"], r["ok"], r["errors"], *(r["latency_ms"][k] for k in ("p50", "p90", "p99", "max"))]
+                + [r["throughput_rps"], r["throughput_texts_per_s"], r["mean_merged_texts"]]
+                for r in report["runs"]
+            ],
+            align="l" + "r" * 11,
+        ),
     ]
-    for r in report["runs"]:
-        lat = r["latency_ms"]
-        lines.append(
-            f"| {r['name']} | {r['clients']} | {r['requests']} | {r['ok']} | {r['errors']} | {lat['p50']} | {lat['p90']} | {lat['p99']} | "
-            f"{lat['max']} | {r['throughput_rps']} | {r['throughput_texts_per_s']} | {r['mean_merged_texts']} |"
-        )
     lines += ["", "Server settings per run, and the share of the machine's CPU that other processes used meanwhile:", ""]
     for r in report["runs"]:
         other = "unknown" if r["other_cpu_share"] is None else f"{r['other_cpu_share']:.0%}"
@@ -310,7 +300,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, help="model folder; starts `arner serve` on a free loopback port")
     p.add_argument("--url", help="an already running server, e.g. http://127.0.0.1:8000 (loopback only)")
@@ -334,59 +324,69 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--url must be a loopback address")
     if not (1 <= a.requests <= 100_000 and 1 <= a.clients <= 256 and a.timeout > 0):
         p.error("--requests 1..100000, --clients 1..256, --timeout > 0")
+    return a
 
-    texts = sentences()
-    bodies = request_bodies(texts, a.texts_per_request)
+
+def scenario(
+    a: argparse.Namespace, bodies: list[list[str]], url: str, name: str, server_args: list[str], clients: int, requests: int, pid=None
+) -> dict:
+    """One measured load after its warm-up; with the server's `pid`, also how busy the rest of the machine was."""
+    load(url, bodies, requests=min(a.warmup, requests), clients=clients, timeout_s=a.timeout)
+    before = cpu_ticks(pid)
+    r = load(url, bodies, requests=requests, clients=clients, timeout_s=a.timeout)
+    share = other_cpu_share(before, cpu_ticks(pid), r["wall_s"], cpu_cores()) if pid is not None else None
+    r.update(name=name, server_args=server_args, other_cpu_share=share)
+    lat = r["latency_ms"]
+    print(
+        f"{name}: {r['ok']}/{requests} ok, {r['errors']} errors, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
+        f"{r['throughput_rps']} req/s, mean merged {r['mean_merged_texts']} texts, {r['wall_s']} s",
+        flush=True,
+    )
+    return r
+
+
+def scenarios(a: argparse.Namespace, bodies: list[list[str]]) -> tuple[dict, list[dict]]:
+    """The server's /v1/model answer and every run: against --url, or servers started here (--compare: five of them)."""
+    if a.url:
+        info = get_json(a.url + "/v1/model")
+        return info, [scenario(a, bodies, a.url, f"{a.clients} clients", ["(external server)"], a.clients, a.requests)]
+    runs = []
+    with Server(a.model, a.server_arg) as server:
+        info = get_json(server.url + "/v1/model")
+        pid = server.proc.pid
+        runs.append(scenario(a, bodies, server.url, f"{a.clients} clients, batching on", a.server_arg, a.clients, a.requests, pid))
+        if a.compare:
+            runs.append(scenario(a, bodies, server.url, "1 client, batching on", a.server_arg, 1, max(1, a.requests // 4), pid))
+    if server.returncode != 0:
+        print(f"warning: server exited with {server.returncode}:\n{server.output}", file=sys.stderr)
+    if a.compare:
+        cores = cpu_cores()
+        variants = [
+            ("batching off", ["--max-batch-texts", "1", "--max-wait-ms", "0"]),
+            *((f"batching on, max wait {wait} ms", ["--max-wait-ms", wait]) for wait in ("2", "5")),
+            (f"batching on, {cores} model threads", ["--threads", str(cores)]),
+        ]
+        for what, extra in variants:
+            server_args = [*a.server_arg, *extra]
+            with Server(a.model, server_args) as server:
+                name = f"{a.clients} clients, {what}"
+                runs.append(scenario(a, bodies, server.url, name, server_args, a.clients, a.requests, server.proc.pid))
+    return info, runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = arguments(argv)
+    bodies = request_bodies(sentences(), a.texts_per_request)
     chars = [len(t) for b in bodies for t in b]
     command = "python " + " ".join(
         shlex.quote(x) for x in [os.path.relpath(__file__, Path.cwd()), *(argv if argv is not None else sys.argv[1:])]
     )
-
-    cores = machine()["cpu_cores"]
-
-    def scenario(url: str, name: str, server_args: list[str], clients: int, requests: int, pid: int | None = None) -> dict:
-        load(url, bodies, requests=min(a.warmup, requests), clients=clients, timeout_s=a.timeout)
-        before = cpu_ticks(pid)
-        r = load(url, bodies, requests=requests, clients=clients, timeout_s=a.timeout)
-        share = other_cpu_share(before, cpu_ticks(pid), r["wall_s"], cores) if pid is not None else None
-        r.update(name=name, server_args=server_args, other_cpu_share=share)
-        lat = r["latency_ms"]
-        print(
-            f"{name}: {r['ok']}/{requests} ok, {r['errors']} errors, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
-            f"{r['throughput_rps']} req/s, mean merged {r['mean_merged_texts']} texts, {r['wall_s']} s",
-            flush=True,
-        )
-        return r
-
-    runs = []
-    if a.url:
-        info = get_json(a.url + "/v1/model")
-        runs.append(scenario(a.url, f"{a.clients} clients", ["(external server)"], a.clients, a.requests))
-    else:
-        with Server(a.model, a.server_arg) as server:
-            info = get_json(server.url + "/v1/model")
-            pid = server.proc.pid
-            runs.append(scenario(server.url, f"{a.clients} clients, batching on", a.server_arg, a.clients, a.requests, pid))
-            if a.compare:
-                runs.append(scenario(server.url, "1 client, batching on", a.server_arg, 1, max(1, a.requests // 4), pid))
-        if server.returncode != 0:
-            print(f"warning: server exited with {server.returncode}:\n{server.output}", file=sys.stderr)
-        if a.compare:
-            variants = [
-                ("batching off", ["--max-batch-texts", "1", "--max-wait-ms", "0"]),
-                *((f"batching on, max wait {wait} ms", ["--max-wait-ms", wait]) for wait in ("2", "5")),
-                (f"batching on, {cores} model threads", ["--threads", str(cores)]),
-            ]
-            for what, extra in variants:
-                server_args = [*a.server_arg, *extra]
-                with Server(a.model, server_args) as server:
-                    runs.append(scenario(server.url, f"{a.clients} clients, {what}", server_args, a.clients, a.requests, server.proc.pid))
-
+    info, runs = scenarios(a, bodies)
     report = {
         "command": command,
         "note": a.note,
-        "machine": machine(),
-        "versions": versions(),
+        "machine": {"cpu_cores": cpu_cores(), "cpu": cpu_model(), "gpu": None, "platform": platform.platform()},
+        "versions": versions(packages=SERVE_PACKAGES),
         "model": {k: info.get(k) for k in ("base_model", "max_length", "labels", "device")},
         "workload": {
             "texts_per_request": a.texts_per_request,

@@ -91,7 +91,8 @@ def main() -> None:
     os.chdir(REPO)
     import torch
 
-    from arner.bench import build_model, device_name, load_bench_config
+    from arner.bench.machine import device_name
+    from arner.bench.models import build_model, load_bench_config
     from arner.core import atomic, corpus
 
     device = device_name()

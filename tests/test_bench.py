@@ -6,12 +6,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from arner.bench.core import PEAK_BF16_TFLOPS, cut_texts, device_name, flops_per_token, repeat_documents, short_gpu_name
+from arner.bench.data import cut_texts, repeat_documents
+from arner.bench.machine import PEAK_BF16_TFLOPS, device_name, short_gpu_name
+from arner.bench.models import load_bench_config
+from arner.bench.report import infer_markdown, train_markdown
+from arner.bench.train import flops_per_token
 from arner.cli import app
 from arner.core import corpus
 from arner.train.model import train_wordpiece
 
-from conftest import ANNOTATIONS
+from conftest import ANNOTATIONS, REPO
 
 runner = CliRunner()
 
@@ -29,6 +33,21 @@ def tokenizer(docs):
 def positive(row: dict, keys: tuple[str, ...]) -> None:
     for k in keys:
         assert row[k] > 0, (k, row[k])
+
+
+def key_paths(value: object, prefix: str = "") -> set[str]:
+    """Every key path of a report (a list's items share their paths), `machine` left out: it varies by hardware."""
+    if isinstance(value, list):
+        return set().union(*(key_paths(v, prefix) for v in value))
+    if not isinstance(value, dict):
+        return set()
+    return {f"{prefix}{k}" for k in value} | set().union(*(key_paths(v, f"{prefix}{k}.") for k, v in value.items() if k != "machine"))
+
+
+def same_keys_as_committed(report: dict, name: str) -> None:
+    """The committed CPU report has the keys the code writes today, so it still describes its output."""
+    committed = json.loads((REPO / "reports" / "bench" / "cpu" / f"{name}.json").read_text(encoding="utf-8"))
+    assert key_paths(report) == key_paths(committed)
 
 
 @pytest.mark.slow
@@ -62,6 +81,7 @@ def test_bench_train_smoke(tmp_path):
     assert report["data"]["windows"] > 0 and report["flops_per_token"] > 0 and report["ratio_tokens_per_second"] > 0
     assert all({"target", "value", "reached"} <= set(t) for t in report["targets"])
     assert "arner bench train" in (folder / "train-tiny.md").read_text()
+    same_keys_as_committed(report, "train-tiny")
 
 
 @pytest.mark.slow
@@ -89,6 +109,7 @@ def test_bench_infer_smoke(tmp_path):
     assert [r["batch_size"] for r in report["batch_sweep"]["tagger"]] == [1, 2, 16]  # 16: Tagger's default
     assert [r["length"] for r in report["length_sweep"]["pipeline"]] == [32, 64]
     assert (folder / "infer-tiny.png").stat().st_size > 0 and "infer-tiny.png" in (folder / "infer-tiny.md").read_text()
+    same_keys_as_committed(report, "infer-tiny")
 
 
 def test_bad_options_are_clear_errors(tmp_path):
@@ -115,19 +136,55 @@ def test_cut_texts_have_about_the_asked_length(docs, tokenizer):
     assert len(texts) == 10 and all(90 <= n <= 110 for n in sizes), sizes
 
 
-def test_flops_per_token_counts_non_embedding_parameters():
+def tiny_bert():
     from transformers import BertConfig, BertForTokenClassification
 
+    torch.manual_seed(0)
     config = BertConfig(
         vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64
     )
-    model = BertForTokenClassification(config)
-    embedding = (100 + 64 + 2) * 32
-    non_embedding = sum(p.numel() for p in model.parameters()) - embedding
-    assert flops_per_token(model, 50) == 6 * non_embedding + 12 * 2 * 32 * 50
+    return BertForTokenClassification(config)  # 2 labels, no pooler
+
+
+def test_flops_per_token_matches_a_hand_count():
+    # Non-embedding parameters, by hand: per layer Q, K, V, O 4 x (32 x 32 + 32) = 4,224, two LayerNorms 2 x 64,
+    # FFN 32 x 64 + 64 + 64 x 32 + 32 = 4,192 -> 8,544; x 2 layers = 17,088; embedding LayerNorm 64; classifier
+    # 32 x 2 + 2 = 66 -> 17,218. 6 x 17,218 = 103,308, plus attention 12 x 2 layers x 32 hidden x 50 positions = 38,400.
+    assert flops_per_token(tiny_bert(), 50) == 141_708
+
+
+def test_flops_per_token_matches_torchs_count_of_a_training_step():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, batch, length = tiny_bert(), 3, 50
+    ids = torch.randint(0, 100, (batch, length))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, labels=torch.zeros_like(ids)).loss.backward()
+    counted = counter.get_total_flops() / (batch * length)  # matmuls only: forward and backward
+    # torch counts no FLOPs for biases and LayerNorms (1-D parameters), which the 6N rule includes
+    vectors = sum(p.numel() for p in model.parameters() if p.dim() == 1)
+    assert counted > 0 and flops_per_token(model, length) == counted + 6 * vectors
 
 
 def test_gpu_names_map_to_report_folders_and_peaks():
     names = ["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H200", "NVIDIA A100-SXM4-80GB", "Tesla T4", "NVIDIA GeForce RTX 4090"]
     assert [short_gpu_name(n) for n in names] == ["h100", "h100-pcie", "h200", "a100", "t4", "geforce-rtx-4090"]
     assert PEAK_BF16_TFLOPS["h100"] == PEAK_BF16_TFLOPS["h200"] == 989.0 and PEAK_BF16_TFLOPS["a100"] == 312.0
+
+
+def test_default_configs_are_found_from_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert load_bench_config("bert-base", None).max_length == 512
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="configs/tiny.yaml not found.*pass --config") as error:
+        load_bench_config("tiny", None)
+    assert "\n" not in str(error.value)
+    assert load_bench_config("tiny", REPO / "configs" / "tiny.yaml").max_length == 128
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "reports" / "bench").glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_committed_reports_render_to_their_markdown(path):
+    report = json.loads(path.read_text(encoding="utf-8"))
+    markdown = (train_markdown if report["bench"] == "train" else infer_markdown)(report)
+    committed = path.with_suffix(".md").read_text(encoding="utf-8")
+    assert markdown == committed

@@ -1,6 +1,7 @@
 """Reading and checking annotation folders, and the bad inputs the issue lists."""
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -148,3 +149,59 @@ def test_stats_counts(good_folder):
     assert d["words_in_spans"] == {"ACTOR": 2, "PLACE": 1, "DATE": 2, "total": 5}
     table = runner.invoke(app, ["annotations", "stats", str(good_folder)]).output
     assert "| doc1 | 7 | 2 | 1 | 1 | 4 |" in table
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(root.rglob("*"))}
+
+
+def test_save_with_a_lone_surrogate_fails_before_touching_the_folder(good_folder):
+    before = snapshot(good_folder)
+    with pytest.raises(corpus.AnnotationError) as e:
+        corpus.save([corpus.Document("new", "abc", []), corpus.Document("bad", "abc \ud800 def", [])], good_folder)
+    assert "bad.txt" in str(e.value) and "lone surrogate" in str(e.value)
+    assert snapshot(good_folder) == before
+
+
+def test_save_failing_between_spans_and_articles_keeps_the_old_folder(good_folder, monkeypatch):
+    before = snapshot(good_folder)
+    real, calls = os.replace, []
+
+    def full_disk_on_the_third_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk_on_the_third_rename)
+    with pytest.raises(OSError, match="No space"):
+        corpus.save([corpus.Document("new", "abc", [])], good_folder)
+    monkeypatch.undo()
+    assert snapshot(good_folder) == before
+    assert [p.name for p in good_folder.parent.iterdir()] == [good_folder.name]
+
+
+def test_save_replaces_spans_and_articles_whole_and_keeps_the_rest(good_folder):
+    (good_folder / "GUIDELINES.md").write_text("keep", encoding="utf-8")
+    corpus.save([corpus.Document("new", "قال بوتين", [])], good_folder)
+    assert sorted(str(p.relative_to(good_folder)) for p in good_folder.rglob("*")) == [
+        "GUIDELINES.md",
+        "articles",
+        "articles/new.txt",
+        "spans",
+        "spans/new.json",
+    ]
+    corpus.save([corpus.Document("other", "قال", [])], good_folder, with_articles=False)
+    assert [p.name for p in (good_folder / "spans").iterdir()] == ["other.json"]
+    assert [p.name for p in (good_folder / "articles").iterdir()] == ["new.txt"]
+
+
+def test_save_refuses_duplicate_and_unsafe_doc_ids(tmp_path):
+    docs = [corpus.Document("d", "abc", []), corpus.Document("../x", "abc", []), corpus.Document("d", "abd", [])]
+    with pytest.raises(corpus.AnnotationError) as e:
+        corpus.save(docs, tmp_path / "out")
+    assert [p.message for p in e.value.problems] == [
+        "document 1: doc id '../x' contains a path separator ('/' or '\\')",
+        "document 2: duplicate doc id 'd' (also at document 0)",
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 
 from arner.cli import app
 from arner.core import corpus
-from arner.core.formats import EXPORTERS, IMPORTERS
+from arner.core.conventions import Span
+from arner.core.corpus import AnnotationError
+from arner.core.formats import EXPORTERS, IMPORTERS, labelstudio, texts
 
 from conftest import ANNOTATIONS, TEXT, write_folder
 
@@ -117,3 +119,134 @@ def test_export_of_a_broken_folder_writes_nothing(tmp_path):
     result = runner.invoke(app, ["annotations", "export", "--format", "conll", "--out", str(out), str(bad)])
     assert result.exit_code == 1 and "text mismatch" in result.output
     assert not out.exists()
+
+
+def _task(**change):
+    task = {
+        "id": 1,
+        "data": {"text": TEXT, "doc": "d"},
+        "annotations": [{"result": [labelstudio.result(Span(23, 28, "PLACE", "موسكو"), 0)]}],
+    }
+    task.update(change)
+    return task
+
+
+LS_BAD = {
+    "a number": (7, "expected a list of Label Studio tasks"),
+    "task without data": ([{"id": 1}], "task 0: no data.text"),
+    "data a list": ([_task(data=[TEXT])], "task 0: no data.text"),
+    "annotations not a list": ([_task(annotations={"result": []})], "'annotations' must be a list of objects"),
+    "result not a list": ([_task(annotations=[{"result": "x"}])], "'result' must be a list"),
+    "result not an object": ([_task(annotations=[{"result": [3]}])], "result 0 must be an object"),
+    "result without value": ([_task(annotations=[{"result": [{"type": "labels"}]}])], "'value' must hold integer 'start' and 'end'"),
+    "float offsets": (
+        [_task(annotations=[{"result": [{"type": "labels", "value": {"start": 23.0, "end": 28, "labels": ["PLACE"]}}]}])],
+        "integer",
+    ),
+    "string offsets": (
+        [_task(annotations=[{"result": [{"type": "labels", "value": {"start": "23", "end": 28, "labels": ["PLACE"]}}]}])],
+        "integer",
+    ),
+    "bool offsets": (
+        [_task(annotations=[{"result": [{"type": "labels", "value": {"start": True, "end": 28, "labels": ["PLACE"]}}]}])],
+        "integer",
+    ),
+    "labels not a list": (
+        [_task(annotations=[{"result": [{"type": "labels", "value": {"start": 23, "end": 28, "labels": "PLACE"}}]}])],
+        "1 label",
+    ),
+    "duplicate doc": ([_task(), _task(id=2)], "task 1: duplicate doc id 'd' (also at task 0)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LS_BAD))
+def test_labelstudio_files_of_the_wrong_shape_are_clean_errors(tmp_path, case):
+    data, message = LS_BAD[case]
+    src = tmp_path / "ls.json"
+    src.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(AnnotationError) as e:
+        IMPORTERS["labelstudio"](src)
+    assert any(p.path == str(src) and message in p.message for p in e.value.problems), e.value.problems
+    result = runner.invoke(app, ["annotations", "import", "--format", "labelstudio", str(src), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+DOCCANO_BAD = {
+    "a list": ([1, 2], "expected"),
+    "text a number": ({"id": "d", "text": 5, "label": []}, "expected"),
+    "label not triples": ({"id": "d", "text": TEXT, "label": [[23, 28]]}, "'label' must be a list of [start, end, LABEL]"),
+    "float offsets": ({"id": "d", "text": TEXT, "label": [[23.5, 28, "PLACE"]]}, "integer start"),
+    "bool offsets": ({"id": "d", "text": TEXT, "label": [[True, 28, "PLACE"]]}, "integer start"),
+    "entities not objects": ({"id": "d", "text": TEXT, "entities": [[23, 28, "PLACE"]]}, "'entities' must be a list of objects"),
+    "id an object": ({"id": {"a": 1}, "text": TEXT, "label": []}, "doc id must be a string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DOCCANO_BAD))
+def test_doccano_lines_of_the_wrong_shape_are_clean_errors(tmp_path, case):
+    row, message = DOCCANO_BAD[case]
+    src = tmp_path / "d.jsonl"
+    src.write_text('{"id": "ok", "text": "x", "label": []}\n' + json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(AnnotationError) as e:
+        IMPORTERS["doccano"](src)
+    (problem,) = e.value.problems
+    assert problem.path == str(src) and problem.line == 2 and message in problem.message
+
+
+def test_doccano_duplicate_ids_name_both_lines_and_u2028_is_not_a_line_break(tmp_path):
+    src = tmp_path / "d.jsonl"
+    rows = [{"id": "a", "text": "x\u2028y", "label": []}, {"id": "b", "text": "x"}, {"id": "a", "text": "z"}]
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    with pytest.raises(AnnotationError) as e:
+        IMPORTERS["doccano"](src)
+    assert [(p.line, p.message) for p in e.value.problems] == [(3, f"duplicate doc id 'a' (also at {src}:1)")]
+
+
+@pytest.mark.parametrize("offsets", ["٢٣ ٢٨", "+23 28", "23.0 28", "2_3 28", "23 28 30"])
+def test_brat_offsets_must_be_two_ascii_integers(tmp_path, offsets):
+    (tmp_path / "d.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "d.ann").write_text(f"T1\tPLACE {offsets}\tموسكو\n", encoding="utf-8")
+    with pytest.raises(AnnotationError, match="not two integers"):
+        IMPORTERS["brat"](tmp_path)
+
+
+@pytest.mark.parametrize("exporter", ["annotations", "predict"])
+def test_brat_output_never_deletes_files_that_are_not_ours(tmp_path, dataset, exporter):
+    out = tmp_path / "brat"
+    out.mkdir()
+    (out / "old.txt").write_text("earlier export", encoding="utf-8")
+    (out / "old.ann").write_text("", encoding="utf-8")
+    if exporter == "annotations":
+        run = lambda: runner.invoke(app, ["annotations", "export", "--format", "brat", "--out", str(out), str(ANNOTATIONS)])  # noqa: E731
+    else:
+        run = lambda: texts.render("brat", [("a", "بوتين")], [[]], out)  # noqa: E731
+    run()
+    assert not (out / "old.txt").exists()  # an earlier brat output is replaced whole
+    (out / "notes.md").write_text("mine", encoding="utf-8")
+    if exporter == "annotations":
+        result = run()
+        assert result.exit_code == 2 and "notes.md" in result.output and "not brat output" in result.output
+    else:
+        with pytest.raises(ValueError, match="notes.md.*not brat output"):
+            run()
+    assert (out / "notes.md").read_text(encoding="utf-8") == "mine"
+
+
+def test_hf_export_never_deletes_files_that_are_not_ours(tmp_path, dataset):
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ValueError, match="keep.txt"):
+        EXPORTERS["hf"](dataset[:1], out)
+    assert (out / "keep.txt").exists()
+
+
+def test_importing_no_documents_writes_nothing(tmp_path, good_folder):
+    before = sorted(p.read_bytes() for p in good_folder.rglob("*.json"))
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]", encoding="utf-8")
+    result = runner.invoke(app, ["annotations", "import", "--format", "labelstudio", str(empty), "--out", str(good_folder)])
+    assert result.exit_code == 1 and "no documents" in result.output
+    result = runner.invoke(app, ["annotations", "import", "--format", "brat", str(tmp_path / "missing"), "--out", str(good_folder)])
+    assert result.exit_code == 1 and "not a folder" in result.output
+    assert sorted(p.read_bytes() for p in good_folder.rglob("*.json")) == before

@@ -20,7 +20,8 @@ import uvicorn
 
 import arner
 from arner.inference import Entity, Tagger
-from arner.serve import MicroBatcher, ServiceUnavailable, create_app
+from arner.serve import MicroBatcher, ServeSettings, ServiceUnavailable, create_app
+from arner.serve.app import model_info
 
 from conftest import REPO, TEXT
 
@@ -30,12 +31,19 @@ LIMITS = {"max_texts": 8, "max_chars": 12_000, "max_text_chars": 6_000}
 class LiveServer:
     """uvicorn on a socket already bound to 127.0.0.1:0 (no port race), in a daemon thread."""
 
-    def __init__(self, app):
+    def __init__(self, app, settings: ServeSettings | None = None):
+        """`settings`: serve with the uvicorn options `arner serve` would take from them (timeouts, protocol)."""
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+        options = {}
+        if settings is not None:
+            from arner.serve.server import uvicorn_options
+
+            options = {k: v for k, v in uvicorn_options(settings).items() if k not in ("host", "port", "log_level", "access_log")}
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **options)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -72,7 +80,7 @@ def tagger(tiny_model: Path) -> Tagger:
 
 @pytest.fixture(scope="module")
 def live(tiny_model: Path):
-    with LiveServer(create_app(tiny_model, device="cpu", **LIMITS)) as server:
+    with LiveServer(create_app(tiny_model, ServeSettings(device="cpu", **LIMITS))) as server:
         yield server
 
 
@@ -91,15 +99,35 @@ def test_healthz(client):
     assert r.json()["status"] == "ok"
 
 
-def test_model_info(client, tagger):
-    info = client.get("/v1/model").json()
+def test_model_info(client, tagger, tiny_model):
+    r = client.get("/v1/model")
+    info = r.json()
     assert info["labels"] == ["ACTOR", "DATE", "PLACE"]
     assert info["tags"][0] == "O" and set(info["tags"]) == set(tagger.model.config.id2label.values())
-    assert info["base_model"] == "tiny"
-    assert info["max_length"] == tagger.max_length
+    assert info["model"] == tiny_model.name and info["base_model"] == "tiny"
+    assert info["max_length"] == tagger.max_length and info["stride"] == tagger.stride and info["device"] == "cpu"
     assert info["arner_version"] == arner.__version__
     assert info["limits"]["max_texts"] == LIMITS["max_texts"] and info["limits"]["max_text_chars"] == LIMITS["max_text_chars"]
-    assert info["trained_with"]["arner"] == arner.__version__
+    assert info["batching"]["max_batch_texts"] == 64 and info["train_metrics"]["epochs_run"] == 20
+    # nothing any client could use against the host: no path on this machine, no library versions
+    assert str(tiny_model.parent) not in r.text and str(Path.home()) not in r.text and "/tmp" not in r.text
+    assert "trained_with" not in info and "torch" not in r.text and "transformers" not in r.text
+
+
+def test_model_info_shows_a_local_base_model_by_its_folder_name(tmp_path):
+    base = tmp_path / "secret" / "bert-base-local"
+    base.mkdir(parents=True)
+    meta = {"config": {"model": str(base)}, "metrics": {"final_loss": 0.5}, "versions": {"torch": "2.13.0"}}
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "arner.json").write_text(json.dumps(meta), encoding="utf-8")
+    fake = SlowTagger()
+    fake.model = SimpleNamespace(config=SimpleNamespace(id2label={0: "O"}, _name_or_path=str(tmp_path / "model")))
+    info = model_info(fake)
+    assert (info["model"], info["base_model"], info["train_metrics"]) == ("model", "bert-base-local", {"final_loss": 0.5})
+    assert str(tmp_path) not in json.dumps(info) and "2.13.0" not in json.dumps(info)
+    hub = {**meta, "config": {"model": "aubmindlab/bert-base-arabertv02"}}  # a hub id is not a path: shown whole
+    (tmp_path / "model" / "arner.json").write_text(json.dumps(hub), encoding="utf-8")
+    assert model_info(fake)["base_model"] == "aubmindlab/bert-base-arabertv02"
 
 
 def test_entities_equal_predict(client, tagger):
@@ -234,6 +262,7 @@ class SlowTagger:
     def __init__(self, delay: float = 0.02):
         self.delay = delay
         self.calls: list[int] = []
+        self.texts: list[str] = []  # every text the model saw
         self.threads: set[threading.Thread] = set()
         self.active = 0
         self.overlap = False
@@ -244,6 +273,7 @@ class SlowTagger:
         try:
             self.threads.add(threading.current_thread())
             self.calls.append(len(texts))
+            self.texts.extend(texts)
             if any(t == "boom" for t in texts):
                 raise RuntimeError("the model fell over")
             time.sleep(self.delay)
@@ -266,7 +296,7 @@ def concurrently(url: str, bodies: list[list[str]], workers: int = 16) -> list[h
 
 def test_concurrent_requests_are_merged_and_routed_back():
     fake = SlowTagger()
-    with LiveServer(create_app(fake, max_batch_texts=64, max_wait_ms=20, warmup=False)) as server:
+    with LiveServer(create_app(fake, ServeSettings(max_batch_texts=64, max_wait_ms=20, warmup=False))) as server:
         bodies = [[f"r{i}-t{j}" for j in range(1 + i % 3)] for i in range(16)]
         responses = concurrently(server.url, bodies)
     for texts, r in zip(bodies, responses):
@@ -280,7 +310,7 @@ def test_concurrent_requests_are_merged_and_routed_back():
 
 def test_max_batch_texts_is_respected_and_big_requests_run_alone():
     fake = SlowTagger()
-    with LiveServer(create_app(fake, max_batch_texts=4, max_wait_ms=20, warmup=False)) as server:
+    with LiveServer(create_app(fake, ServeSettings(max_batch_texts=4, max_wait_ms=20, warmup=False))) as server:
         bodies = [[f"r{i}"] for i in range(12)] + [[f"big{j}" for j in range(6)]]
         responses = concurrently(server.url, bodies)
     assert all(r.status_code == 200 for r in responses)
@@ -289,8 +319,8 @@ def test_max_batch_texts_is_respected_and_big_requests_run_alone():
 
 
 def test_a_lone_request_does_not_wait_for_company():
-    fake = SlowTagger(delay=0)
-    with LiveServer(create_app(fake, max_wait_ms=2000, warmup=False)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+    app = create_app(SlowTagger(delay=0), ServeSettings(max_wait_ms=2000, warmup=False))
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as c:
         for _ in range(3):
             t0 = time.monotonic()
             assert post(c, {"texts": ["alone"]}).status_code == 200
@@ -299,7 +329,7 @@ def test_a_lone_request_does_not_wait_for_company():
 
 def test_model_failure_is_500_and_the_worker_survives():
     fake = SlowTagger(delay=0)
-    with LiveServer(create_app(fake, warmup=False)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+    with LiveServer(create_app(fake, ServeSettings(warmup=False))) as server, httpx.Client(base_url=server.url, timeout=30) as c:
         r = post(c, {"texts": ["boom"]})
         assert r.status_code == 500 and "the model fell over" in r.json()["detail"]
         assert post(c, {"texts": ["fine"]}).json()["entities"][0][0]["text"] == "fine"
@@ -322,7 +352,7 @@ def test_clean_startup_and_shutdown():
 
 def test_stop_fails_queued_and_running_requests_instead_of_hanging():
     async def scenario():
-        batcher = MicroBatcher(lambda texts: time.sleep(0.3) or [[] for _ in texts], max_batch_texts=1, max_wait_ms=0)
+        batcher = MicroBatcher(lambda texts: time.sleep(0.3) or [[] for _ in texts], ServeSettings(max_batch_texts=1, max_wait_ms=0))
         await batcher.start()
         calls = [asyncio.ensure_future(batcher.submit([f"t{i}"])) for i in range(4)]
         await asyncio.sleep(0.05)  # the first is in the model, three are queued
@@ -334,9 +364,9 @@ def test_stop_fails_queued_and_running_requests_instead_of_hanging():
 
 
 @pytest.mark.parametrize("kwargs", [{"max_texts": 0}, {"max_chars": -1}, {"max_batch_texts": 0}, {"max_wait_ms": -1}, {"threads": 0}])
-def test_bad_settings_fail_early(kwargs):
+def test_bad_settings_fail_early(kwargs):  # more in test_serve_settings.py
     with pytest.raises(ValueError):
-        create_app(SlowTagger(), **kwargs)
+        create_app(SlowTagger(), ServeSettings(**kwargs))
 
 
 # --------------------------------------------------------------------------- `arner serve` and load

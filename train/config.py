@@ -1,18 +1,22 @@
-"""Run configs: YAML files validated on load, with `--set key=value` overrides.
+"""Run configs: YAML files read into pydantic models, with `--set key=value` overrides.
 
-Every key has a type and a default here; an unknown key, a wrong type or an impossible
-value is an error that names the key and the file.
+Every key has a type, a default and its allowed range here, and everything is checked on load,
+before any work: an unknown key, a wrong type, NaN or inf, an impossible size or two keys that
+contradict each other is one line of ConfigError naming the file, the dotted key and the value.
+The YAML reader refuses duplicate keys (YAML silently keeps the last) and anchors/aliases (a few
+hundred bytes of aliases expand to millions of values).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
+import annotated_types as at
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from arner.core.public import ExternalCorpus
 
@@ -22,264 +26,392 @@ class ConfigError(ValueError):
 
 
 SCRATCH = "scratch"
+MAX_POSITIONS = 512  # the encoders used here (BERT, XLM-R) have 512 positions
+MAX_SIZE = 1_000_000  # any model size or vocabulary beyond this is a typo, not a model
 
 
-class Section:
-    """What every config section offers: a plain dict (for arner.json) and a changed copy."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-
-@dataclass
-class LoopConfig(Section):
-    """Optimization settings common to fine-tuning and pretraining."""
-
-    epochs: int = 10
-    max_steps: int = 0  # stop after this many optimizer steps, the schedule planned for them (0: run every epoch)
-    batch_size: int = 8
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16; fp32 (no) on CPU
-    torch_compile: bool = False
-    group_by_length: bool = True
-    pad_to_multiple_of: int = 8
-    logging_steps: int = 10
-    early_stopping_patience: int = 0  # epochs without held-out improvement; 0 = off
-    keep_checkpoints: int = 1
-    progress_bar: bool = True
-
-    def checks(self) -> list[tuple[bool, str, str]]:
-        return [
-            (self.epochs >= 1, "epochs", "must be >= 1"),
-            (self.max_steps >= 0, "max_steps", "must be >= 0 (0: no cap)"),
-            (self.batch_size >= 1, "batch_size", "must be >= 1"),
-            (self.learning_rate > 0, "learning_rate", "must be > 0"),
-            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
-            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1"),
-            (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
-            (self.mixed_precision in ("auto", "no", "fp16", "bf16"), "mixed_precision", "must be auto, no, fp16 or bf16"),
-            (self.pad_to_multiple_of >= 1, "pad_to_multiple_of", "must be >= 1"),
-            (self.logging_steps >= 1, "logging_steps", "must be >= 1"),
-            (self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
-        ]
-
-
-@dataclass
-class BertShape(Section):
-    """The shape of a BERT built from random weights (the tiny model; pretraining from scratch)."""
-
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 256
-    max_position_embeddings: int = 256
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-
-
-@dataclass
-class TinyModel(BertShape):
-    """The offline BERT of `model: tiny`: a shape plus the WordPiece vocabulary learned from the training articles."""
-
-    vocab_size: int = 3000
-    min_frequency: int = 1
-
-
-@dataclass
-class TrainConfig(LoopConfig):
-    model: str = "tiny"  # "tiny", a hub id, or a local Hugging Face directory
-    tiny: TinyModel = field(default_factory=TinyModel)
-    annotations: str = "annotations"
-    max_length: int = 256
-    stride: int = 32
-    label_all_subwords: bool = False
-    eval_batch_size: int = 32
-    load_best_model_at_end: bool = False  # True picks the epoch best on the held-out article (optimistic for CV)
-    trim_proclitics: bool = True
-    external_root: str = "../shared/external"  # where extra_train / external_test paths start
-    extra_train: list[ExternalCorpus] = field(default_factory=list)  # public corpora added to training
-    train_on_articles: bool = True  # False: train on extra_train alone (every article is then unseen)
-    external_test: list[ExternalCorpus] = field(default_factory=list)  # public corpora scored beside the articles
-
-    def checks(self) -> list[tuple[bool, str, str]]:
-        return super().checks() + [
-            (self.max_length >= 16, "max_length", "must be >= 16"),
-            (0 <= self.stride < self.max_length // 2, "stride", "must be >= 0 and less than max_length / 2"),
-            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            (
-                self.tiny.hidden_size % self.tiny.num_attention_heads == 0,
-                "tiny.hidden_size",
-                "must be divisible by tiny.num_attention_heads",
-            ),
-            (self.tiny.vocab_size >= 100, "tiny.vocab_size", "must be >= 100"),
-            (
-                self.tiny.max_position_embeddings >= self.max_length or self.model != "tiny",
-                "tiny.max_position_embeddings",
-                "must be >= max_length",
-            ),
-            (bool(self.model), "model", "must not be empty"),
-            (self.train_on_articles or bool(self.extra_train), "train_on_articles", "can be false only with extra_train corpora"),
-            *((bool(e.files), f"extra_train[{i}].files", "must list at least one file") for i, e in enumerate(self.extra_train)),
-            *((bool(e.files), f"external_test[{i}].files", "must list at least one file") for i, e in enumerate(self.external_test)),
-        ]
-
-
-@dataclass
-class TokenizerShape(Section):
-    """The WordPiece vocabulary learned from the text (`model: scratch` only)."""
-
-    vocab_size: int = 8000
-    min_frequency: int = 2
-    max_chars: int = 50_000_000  # learned from the first this many characters of the inputs, in order
-
-
-@dataclass
-class TextInput(Section):
-    """One text input: a path, and optionally a file of 0-based unit indices to leave out."""
-
-    path: str = ""
-    exclude: str = ""  # CoNLL: sentence indices (as arner.core.public counts them); text: line indices; .jsonl: line indices
-
-
-@dataclass
-class PretrainConfig(LoopConfig):
-    model: str = SCRATCH  # "scratch", a hub id, or a local Hugging Face directory to continue from
-    tokenizer: TokenizerShape = field(default_factory=TokenizerShape)
-    bert: BertShape = field(default_factory=BertShape)
-    text: list[TextInput] = field(default_factory=list)  # inputs used when the command gives no --text
-    max_length: int = 128  # subwords per packed row, [CLS] and [SEP] included
-    mlm_probability: float = 0.15
-    mask_replace_prob: float = 0.8  # of the masked subwords: replaced by [MASK]
-    random_replace_prob: float = 0.1  # replaced by a random subword (the rest are kept)
-    whole_word_masking: bool = False
-    max_tokens: int = 0  # stop reading the inputs once this many subwords fill the rows (0: read everything)
-    heldout_sequences: int = 0  # rows left out of training, spread over the corpus; their MLM loss is logged each epoch
-    eval_batch_size: int = 32
-    group_by_length: bool = False  # packed rows all have the same length
-
-    def checks(self) -> list[tuple[bool, str, str]]:
-        scratch = self.model == SCRATCH
-        b, t = self.bert, self.tokenizer
-        return super().checks() + [
-            (bool(self.model), "model", "must not be empty"),
-            (self.model != "tiny", "model", "must be scratch (the tiny shape is the bert section), a hub id or a folder"),
-            (self.max_length >= 16, "max_length", "must be >= 16"),
-            (not scratch or b.max_position_embeddings >= self.max_length, "bert.max_position_embeddings", "must be >= max_length"),
-            (0 < self.mlm_probability < 1, "mlm_probability", "must be in (0, 1)"),
-            (0 <= self.mask_replace_prob <= 1, "mask_replace_prob", "must be in [0, 1]"),
-            (0 <= self.random_replace_prob <= 1 - self.mask_replace_prob, "random_replace_prob", "must be in [0, 1 - mask_replace_prob]"),
-            (self.max_tokens >= 0, "max_tokens", "must be >= 0 (0: no cap)"),
-            (self.heldout_sequences >= 0, "heldout_sequences", "must be >= 0"),
-            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            (t.vocab_size >= 100, "tokenizer.vocab_size", "must be >= 100"),
-            (t.min_frequency >= 1, "tokenizer.min_frequency", "must be >= 1"),
-            (t.max_chars >= 1, "tokenizer.max_chars", "must be >= 1"),
-            *(
-                (getattr(b, k) >= 1, f"bert.{k}", "must be >= 1")
-                for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-            ),
-            (
-                b.num_attention_heads < 1 or b.hidden_size % b.num_attention_heads == 0,
-                "bert.hidden_size",
-                "must be divisible by bert.num_attention_heads",
-            ),
-            (0 <= b.hidden_dropout_prob < 1, "bert.hidden_dropout_prob", "must be in [0, 1)"),
-            (0 <= b.attention_probs_dropout_prob < 1, "bert.attention_probs_dropout_prob", "must be in [0, 1)"),
-            *((bool(x.path), f"text[{i}].path", "must not be empty") for i, x in enumerate(self.text)),
-        ]
-
-
-def validate(config, where: str) -> None:
-    """Raise ConfigError for the first failed check of `config.checks()`, naming the key."""
-    for ok, key, message in config.checks():
-        if not ok:
-            raise ConfigError(f"{where}: {key} {message} (got {_get(config, key)!r})")
-
-
-def _get(obj, dotted: str):
-    for part in dotted.split("."):
-        name, _, index = part.partition("[")
-        obj = getattr(obj, name)
-        if index:
-            obj = obj[int(index.rstrip("]"))]
-    return obj
-
-
-def _coerce(value, typ, key: str, where: str):
-    """Check `value` against the field type (ints are accepted for floats)."""
-    if typing.get_origin(typ) is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
-        (item,) = typing.get_args(typ)
-        return [_coerce(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(typ):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
-        return _build(typ, value, where, prefix=f"{key}.")
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ is float and isinstance(value, str):  # YAML 1.1 reads 2e-5 (no dot) as a string
+def _yaml_float(value: Any) -> Any:
+    """YAML 1.1 reads 2e-5 (no dot) as a string: take the number it spells ("abc" is left to be refused)."""
+    if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
-            pass
-    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
-        raise ConfigError(f"{where}: {key} must be {typ.__name__}, got {value!r}")
+            return value
     return value
 
 
-def _build(cls, data: dict, where: str, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in data.items():
-        typ = hints[name]
-        if isinstance(typ, types.UnionType):
-            typ = next(t for t in typing.get_args(typ) if t is not type(None))
-        kwargs[name] = _coerce(value, typ, prefix + name, where)
-    return cls(**kwargs)
+# Strict types: an int key refuses 2.5, 2.0, True and "3"; a bool key refuses 1 and "yes"; a str key refuses 3.
+# A float key takes ints and numeric strings; allow_inf_nan=False refuses NaN and inf (also spelled as strings).
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Float = Annotated[float, BeforeValidator(_yaml_float), Strict()]
+NonNegative = Annotated[int, Strict(), Field(ge=0)]
+Count = Annotated[int, Strict(), Field(ge=1)]
+Size = Annotated[int, Strict(), Field(ge=1, le=MAX_SIZE)]
+Fraction = Annotated[Float, Field(ge=0, lt=1)]  # dropouts, warmup
+Positions = Annotated[int, Strict(), Field(ge=16, le=MAX_POSITIONS)]
+NonEmpty = Annotated[str, Strict(), Field(min_length=1)]
 
 
-def _set(data: dict, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
+class Section(BaseModel):
+    """What every config section offers: a plain dict (for arner.json) and a checked copy."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+
+    def to_dict(self) -> dict:
+        return self.model_dump()
+
+    def replace(self, **changes: Any):
+        """A copy with `changes`, checked like a loaded config.
+
+        Not model_copy(update=...): it skips every check and drops an unknown key silently.
+        """
+        return _validate(type(self), {**self.model_dump(), **changes}, f"{type(self).__name__}.replace")
+
+
+class LoopConfig(Section):
+    """Optimization settings common to fine-tuning and pretraining."""
+
+    epochs: Count = 10
+    max_steps: NonNegative = 0  # stop after this many optimizer steps, the schedule planned for them (0: run every epoch)
+    batch_size: Count = 8
+    learning_rate: Annotated[Float, Field(gt=0, le=1)] = 5e-5
+    weight_decay: Annotated[Float, Field(ge=0)] = 0.01
+    warmup_ratio: Fraction = 0.1
+    gradient_accumulation_steps: Count = 1
+    max_grad_norm: Annotated[Float, Field(gt=0)] = 1.0
+    seed: Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)] = 42  # numpy refuses seeds outside [0, 2**32)
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"  # auto: bf16 on GPUs that have it, else fp16; fp32 (no) on CPU
+    torch_compile: Bool = False
+    group_by_length: Bool = True
+    pad_to_multiple_of: Annotated[int, Strict(), Field(ge=1, le=MAX_POSITIONS)] = 8
+    logging_steps: Count = 10
+    early_stopping_patience: NonNegative = 0  # epochs without held-out improvement; 0 = off
+    keep_checkpoints: Count = 1
+    progress_bar: Bool = True
+
+
+class BertShape(Section):
+    """The shape of a BERT built from random weights (the tiny model; pretraining from scratch)."""
+
+    hidden_size: Size = 128
+    num_hidden_layers: Size = 2
+    num_attention_heads: Size = 2
+    intermediate_size: Size = 256
+    max_position_embeddings: Size = 256
+    hidden_dropout_prob: Fraction = 0.1
+    attention_probs_dropout_prob: Fraction = 0.1
+
+
+class TinyModel(BertShape):
+    """The offline BERT of `model: tiny`: a shape plus the WordPiece vocabulary learned from the training articles."""
+
+    vocab_size: Annotated[int, Strict(), Field(ge=100, le=MAX_SIZE)] = 3000
+    min_frequency: Count = 1
+
+
+def _rule(ok: bool, key: str, message: str, got: Any) -> None:
+    """A rule across keys, as a pydantic error that `_describe` turns into `key message (got value)`."""
+    if not ok:
+        raise PydanticCustomError("config_rule", "{key} {message}", {"key": key, "message": message, "got": got})
+
+
+def _shape_rules(shape: BertShape, name: str) -> None:
+    heads = f"must be divisible by {name}.num_attention_heads ({shape.num_attention_heads})"
+    _rule(shape.hidden_size % shape.num_attention_heads == 0, f"{name}.hidden_size", heads, shape.hidden_size)
+
+
+class TrainConfig(LoopConfig):
+    model: NonEmpty = "tiny"  # "tiny", a hub id, or a local Hugging Face directory
+    tiny: TinyModel = Field(default_factory=TinyModel)
+    annotations: Str = "annotations"
+    max_length: Positions = 256
+    stride: NonNegative = 32
+    label_all_subwords: Bool = False
+    eval_batch_size: Count = 32
+    load_best_model_at_end: Bool = False  # True picks the epoch best on the held-out article (optimistic for CV)
+    trim_proclitics: Bool = True
+    external_root: Str = "../shared/external"  # where extra_train / external_test paths start
+    extra_train: list[ExternalCorpus] = Field(default_factory=list)  # public corpora added to training
+    train_on_articles: Bool = True  # False: train on extra_train alone (every article is then unseen)
+    external_test: list[ExternalCorpus] = Field(default_factory=list)  # public corpora scored beside the articles
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        half = self.max_length // 2
+        _rule(self.stride < half, "stride", f"must be less than max_length / 2 ({half})", self.stride)
+        _shape_rules(self.tiny, "tiny")
+        positions = self.tiny.max_position_embeddings
+        _rule(
+            self.model != "tiny" or positions >= self.max_length,
+            "tiny.max_position_embeddings",
+            f"must be >= max_length ({self.max_length})",
+            positions,
+        )
+        _rule(self.train_on_articles or bool(self.extra_train), "train_on_articles", "can be false only with extra_train corpora", False)
+        for section in ("extra_train", "external_test"):
+            for i, entry in enumerate(getattr(self, section)):
+                _rule(bool(entry.files), f"{section}[{i}].files", "must list at least one file", entry.files)
+        return self
+
+
+class TokenizerShape(Section):
+    """The WordPiece vocabulary learned from the text (`model: scratch` only)."""
+
+    vocab_size: Annotated[int, Strict(), Field(ge=100, le=MAX_SIZE)] = 8000
+    min_frequency: Count = 2
+    max_chars: Count = 50_000_000  # learned from the first this many characters of the inputs, in order
+
+
+class TextInput(Section):
+    """One text input: a path, and optionally a file of 0-based unit indices to leave out."""
+
+    path: Annotated[str, Strict(), Field(min_length=1, validate_default=True)] = ""
+    exclude: Str = ""  # CoNLL: sentence indices (as arner.core.public counts them); text: line indices; .jsonl: line indices
+
+    def __init__(self, path: str = "", exclude: str = "", **data: Any) -> None:
+        # Positional like the dataclass it replaced: TextInput("a.txt", "drop.txt").
+        super().__init__(path=path, exclude=exclude, **data)
+
+
+class PretrainConfig(LoopConfig):
+    model: NonEmpty = SCRATCH  # "scratch", a hub id, or a local Hugging Face directory to continue from
+    tokenizer: TokenizerShape = Field(default_factory=TokenizerShape)
+    bert: BertShape = Field(default_factory=BertShape)
+    text: list[TextInput] = Field(default_factory=list)  # inputs used when the command gives no --text
+    max_length: Positions = 128  # subwords per packed row, [CLS] and [SEP] included
+    mlm_probability: Annotated[Float, Field(gt=0, lt=1)] = 0.15
+    mask_replace_prob: Annotated[Float, Field(ge=0, le=1)] = 0.8  # of the masked subwords: replaced by [MASK]
+    random_replace_prob: Annotated[Float, Field(ge=0, le=1)] = 0.1  # replaced by a random subword (the rest are kept)
+    whole_word_masking: Bool = False
+    max_tokens: NonNegative = 0  # stop reading the inputs once this many subwords fill the rows (0: read everything)
+    heldout_sequences: NonNegative = 0  # rows left out of training, spread over the corpus; their MLM loss is logged each epoch
+    eval_batch_size: Count = 32
+    group_by_length: Bool = False  # packed rows all have the same length
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PretrainConfig:
+        scratch_only = "must be scratch (the tiny shape is the bert section), a hub id or a folder"
+        _rule(self.model != "tiny", "model", scratch_only, self.model)
+        positions = self.bert.max_position_embeddings
+        _rule(
+            self.model != SCRATCH or positions >= self.max_length,
+            "bert.max_position_embeddings",
+            f"must be >= max_length ({self.max_length})",
+            positions,
+        )
+        room = 1 - self.mask_replace_prob
+        _rule(
+            self.random_replace_prob <= room,
+            "random_replace_prob",
+            f"must be <= 1 - mask_replace_prob ({room:g})",
+            self.random_replace_prob,
+        )
+        _shape_rules(self.bert, "bert")
+        return self
+
+
+# ---------------------------------------------------------------- errors: pydantic's list -> one line
+
+_KINDS = {
+    "int_type": "must be int",
+    "int_parsing": "must be int",
+    "int_from_float": "must be int",
+    "bool_type": "must be bool",
+    "bool_parsing": "must be bool",
+    "float_type": "must be float",
+    "float_parsing": "must be float",
+    "finite_number": "must be a finite number",
+    "string_type": "must be str",
+    "string_too_short": "must not be empty",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "missing": "is required",
+}
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(value: Any) -> str:
+    """The value as the message shows it: its repr, cut short (a value may be a long list)."""
+    return _clip(repr(value), 60)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class a field holds, directly or as list items."""
+    if typing.get_origin(annotation) is list:
+        annotation = typing.get_args(annotation)[0]
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _field(cls: type[BaseModel], loc: tuple) -> Any:
+    """The FieldInfo that `loc` (a pydantic error location) points at, or None."""
+    holder, info = cls, None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if info is not None:
+            holder = _model_in(info.annotation)
+        info = holder.model_fields.get(part) if holder else None
+        if info is None:
+            return None
+    return info
+
+
+def _known(cls: type[BaseModel], loc: tuple) -> str:
+    """The keys of the section at `loc`, for an unknown-key message."""
+    info = _field(cls, loc) if loc else None
+    holder = _model_in(info.annotation) if info else cls if not loc else None
+    return ", ".join(sorted(holder.model_fields)) if holder else "?"
+
+
+def _range(info: Any, ctx: dict) -> str:
+    """`must be in [0, 1)` from the field's bounds; `must be >= 1` when it has one."""
+    bounds = (m for m in (info.metadata if info else []) if isinstance(m, (at.Gt, at.Ge, at.Lt, at.Le)))
+    marks = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in bounds} or {k.title(): v for k, v in ctx.items()}
+    low = f"[{marks['Ge']}" if "Ge" in marks else f"({marks['Gt']}" if "Gt" in marks else None
+    high = f"{marks['Le']}]" if "Le" in marks else f"{marks['Lt']})" if "Lt" in marks else None
+    if low and high:
+        return f"must be in {low}, {high}"
+    if low:
+        return f"must be {'>=' if low[0] == '[' else '>'} {low[1:]}"
+    return f"must be {'<=' if high[-1] == ']' else '<'} {high[:-1]}"
+
+
+def _message(error: dict, cls: type[BaseModel]) -> tuple[str, str]:
+    """(dotted key, `key what (got value)`) for one pydantic error."""
+    loc, kind, ctx = error["loc"], error["type"], error.get("ctx") or {}
+    if kind == "config_rule":
+        key = ".".join(filter(None, (_dotted(loc), ctx["key"])))
+        return key, f"{key} {ctx['message']} (got {_short(ctx['got'])})"
+    key = _dotted(loc)
+    if kind == "extra_forbidden":
+        return key, f"unknown key {key} (known: {_known(cls, loc[:-1])})"
+    if kind == "invalid_key":
+        return key, f"keys must be text (got {_short(error['input'])})"
+    if kind in _BOUNDS:
+        what = _range(_field(cls, loc), ctx)
+    elif kind == "literal_error":
+        what = f"must be one of {ctx.get('expected', '?')}"
+    else:
+        what = _KINDS.get(kind, str(error.get("msg", kind)).lower())
+    return key, f"{key} {what}" if kind == "missing" else f"{key} {what} (got {_short(error['input'])})"
+
+
+def _describe(error: ValidationError, cls: type[BaseModel], overrides: typing.Sequence[tuple[str, str]] = (), limit: int = 5) -> str:
+    """All of pydantic's errors on one line, `; `-joined, each naming the `--set` it came from."""
+    parts = []
+    for key, text in (_message(e, cls) for e in error.errors(include_url=False)):
+        source = next((item for k, item in reversed(overrides) if key == k or key.startswith((f"{k}.", f"{k}["))), None)
+        parts.append(f"{text}, from --set {_clip(source, 80)}" if source else text)
+    more = f"; and {len(parts) - limit} more" if len(parts) > limit else ""
+    return "; ".join(parts[:limit]) + more
+
+
+def _validate(cls: type[Section], data: Any, where: str, overrides: typing.Sequence[tuple[str, str]] = ()):
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {_describe(e, cls, overrides)}") from None
+
+
+# ---------------------------------------------------------------- YAML
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases (alias bombs) and duplicate keys (YAML keeps the last silently)."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            what = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            place = f"line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
+            raise yaml.composer.ComposerError(None, None, f"{what}{event.anchor} at {place}: a config may not use anchors or aliases")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r} at line {line} (first at line {seen[key]})"
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's message (several lines, with a snippet) as one short line with the line number."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        text = " ".join(filter(None, (e.context, e.problem)))
+        mark = e.problem_mark or e.context_mark
+        if mark:
+            text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    else:
+        text = str(e)
+    return _clip(" ".join(text.split()), 300)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: bad YAML: {_yaml_problem(e)}") from None
+
+
+def _read_yaml(path: Path, where: str) -> dict:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a directory, not a config file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read the config: {e.strerror or e}") from None
+    data = _parse_yaml(text, where)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping (got {type(data).__name__})")
+    return data
+
+
+def _apply(data: dict, item: str) -> str:
+    """Apply one `--set dotted.key=value` to `data`; returns the key."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not all(key.split(".")):
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    value = _parse_yaml(raw, f"--set {_clip(item, 80)}") if raw.strip() else ""
+    *parents, leaf = key.split(".")
     for p in parents:
         data = data.setdefault(p, {})
         if not isinstance(data, dict):
-            raise ConfigError(f"--set {dotted}: {p} is not a mapping")
+            raise ConfigError(f"--set {_clip(item, 80)}: {p} is not a mapping")
     data[leaf] = value
+    return key
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (), cls: type = TrainConfig):
     """Read a YAML config (or the defaults when `path` is None) and apply `key=value` overrides."""
     where = str(path) if path else "defaults"
-    data: dict = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{where}: bad YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}: the top level must be a mapping")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        _set(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
-    config = _build(cls, data, where)
-    validate(config, where)
-    return config
+    data = _read_yaml(Path(path), where) if path else {}
+    applied = [(_apply(data, item), item) for item in overrides]
+    return _validate(cls, data, where, applied)

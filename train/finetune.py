@@ -4,6 +4,9 @@ Scoring is not this layer's job: the evaluation layer passes `score_heldout` (ru
 epoch on the held-out article, for early stopping and the log) and `score_final` (extra scores for
 `arner.json`, such as public test corpora), as spaCy's `train_while_improving` takes `evaluate`.
 `arner.eval.training.train` is the call with both wired in.
+
+What cannot make a model is refused before the output folder is touched: no training documents, none
+with a word to label, a `max_length` beyond the base model's positions.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from pathlib import Path
 
 from arner.core import corpus
 from arner.core import public as external
-from arner.core.conventions import ID2TAG, TAG2ID
+from arner.core.conventions import ID2TAG, TAG2ID, words
 from arner.core.corpus import Document, split
 from arner.train.config import TrainConfig
 from arner.train.data import IGNORE, fingerprint, window_examples
 from arner.train.loop import fit, make_accelerator, prepare_output, publish, save_model
-from arner.train.model import resolve
+from arner.train.model import check_positions, resolve
 
 # (model, tokenizer, documents, device) -> scores; held-out scores must hold "strict_f1"
 HeldoutScorer = Callable[[object, object, Sequence[Document], object], dict]
@@ -26,10 +29,80 @@ FinalScorer = Callable[[object, object, object], dict]  # (model, tokenizer, dev
 
 
 def load_training_documents(config: TrainConfig, fold: int | None) -> tuple[list[Document], list[Document], dict[str, list[Document]]]:
-    """(articles trained on, held-out articles, public corpora by name) for a run."""
-    train_docs, heldout_docs = split(corpus.load(config.annotations), fold)
+    """(articles trained on, held-out articles, public corpora by name) for a run; none to train on is a ValueError."""
+    documents = corpus.load(config.annotations)
+    if not documents and (config.train_on_articles or fold is not None):
+        raise ValueError(f"no training documents in {config.annotations}: it holds no annotated article (articles/*.txt + spans/*.json)")
+    train_docs, heldout_docs = split(documents, fold)
     extra = {entry.name or entry.files[0]: external.load(entry, config.external_root) for entry in config.extra_train}
-    return (train_docs if config.train_on_articles else []), heldout_docs, extra
+    articles = train_docs if config.train_on_articles else []
+    trained = articles + [d for docs in extra.values() for d in docs]
+    sources = f"{config.annotations}" + (f" and extra_train {', '.join(extra)}" if extra else "")
+    if not trained:
+        held = f" with fold {fold} (it holds out the only article)" if fold is not None and config.train_on_articles else ""
+        raise ValueError(f"no training documents in {sources}{held}")
+    if not any(words(d.text) for d in trained):
+        raise ValueError(f"no training windows: none of the {len(trained)} training documents in {sources} holds a word to label")
+    return articles, heldout_docs, extra
+
+
+def pretrained_base(config: TrainConfig, config_path: str, accelerator) -> str | None:
+    """The base model's folder or hub id, its positions checked against max_length; None for `model: tiny`.
+
+    Before the output folder is prepared, so that a model that cannot take the config leaves a previous
+    run there alone. (The tiny model is built later, into the output; the config checked its positions.)
+    """
+    if config.model == "tiny":
+        return None
+    with accelerator.main_process_first():  # one process fetches a hub model's config, then the others read the cache
+        base = resolve(config, config_path, [], Path())
+    check_positions(base, config.max_length, config_path)
+    return base
+
+
+def load_base(config: TrainConfig, config_path: str, accelerator, train_docs: Sequence[Document], checkpoints: Path, base: str | None):
+    """The tokenizer and token-classification model to fine-tune (the tiny model is built once, by the main process)."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    if base is None:
+        if accelerator.is_main_process:
+            resolve(config, config_path, [d.text for d in train_docs], checkpoints)
+        accelerator.wait_for_everyone()
+        base = str(checkpoints / "base-model")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForTokenClassification.from_pretrained(
+        base, num_labels=len(TAG2ID), id2label=dict(ID2TAG), label2id=dict(TAG2ID), attn_implementation="sdpa"
+    )
+    return tokenizer, model
+
+
+def training_features(tokenizer, config: TrainConfig, documents: Sequence[Document]) -> tuple[list[dict], object]:
+    """Windows with aligned labels, and the collator that pads them."""
+    from transformers import DataCollatorForTokenClassification
+
+    examples = [ex for d in documents for ex in window_examples(tokenizer, d, config.max_length, config.stride, config.label_all_subwords)]
+    # a window with no labelled token teaches nothing, and a batch of them only would make the loss NaN (a mean over none)
+    features = [{"input_ids": ex["input_ids"], "labels": ex["labels"]} for ex in examples if any(t != IGNORE for t in ex["labels"])]
+    if not features:
+        raise ValueError(f"no training windows: none of the {len(documents)} training documents gives a token to label")
+    collator = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=config.pad_to_multiple_of, label_pad_token_id=IGNORE)
+    return features, collator
+
+
+def metadata(config: TrainConfig, fold: int | None, article_docs, heldout_docs, extra: dict, train_docs, final: dict) -> dict:
+    """What `arner.json` records about a run besides the model."""
+    tiny = "tiny (built offline: WordPiece on the training articles + random BertConfig)"
+    return {
+        "config": config.to_dict(),
+        "base_model": config.model if config.model != "tiny" else tiny,
+        "fold": fold,
+        "train_docs": [d.doc for d in article_docs],
+        "extra_train": {name: {"documents": len(docs), "spans": sum(len(d.spans) for d in docs)} for name, docs in extra.items()},
+        "heldout_docs": [d.doc for d in heldout_docs],
+        "data_fingerprint": fingerprint(train_docs + heldout_docs),
+        "train_fingerprint": fingerprint(train_docs),
+        "metrics": final,
+    }
 
 
 def train(
@@ -42,26 +115,16 @@ def train(
     score_final: FinalScorer | None = None,
 ) -> dict:
     """Train, write a Hugging Face model folder at `output`, and return the final metrics."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
+    from transformers import AutoModelForTokenClassification
 
     output = Path(output)
     accelerator = make_accelerator(config)
     article_docs, heldout_docs, extra = load_training_documents(config, fold)
     train_docs = article_docs + [d for docs in extra.values() for d in docs]
+    base = pretrained_base(config, config_path, accelerator)
     checkpoints = prepare_output(accelerator, output, resume)
-    if accelerator.is_main_process:
-        base = resolve(config, config_path, [d.text for d in train_docs], checkpoints)
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        base = str(checkpoints / "base-model") if config.model == "tiny" else resolve(config, config_path, [], checkpoints)
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForTokenClassification.from_pretrained(
-        base, num_labels=len(TAG2ID), id2label=dict(ID2TAG), label2id=dict(TAG2ID), attn_implementation="sdpa"
-    )
-    examples = [ex for d in train_docs for ex in window_examples(tokenizer, d, config.max_length, config.stride, config.label_all_subwords)]
-    features = [{"input_ids": ex["input_ids"], "labels": ex["labels"]} for ex in examples]
-    collator = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=config.pad_to_multiple_of, label_pad_token_id=IGNORE)
+    tokenizer, model = load_base(config, config_path, accelerator, train_docs, checkpoints, base)
+    features, collator = training_features(tokenizer, config, train_docs)
 
     evaluate = None
     if heldout_docs and score_heldout is not None:
@@ -70,17 +133,9 @@ def train(
             return score_heldout(m, tokenizer, heldout_docs, accelerator.device)
 
     best = checkpoints / "best"
+    on_improve = (lambda m: save_model(m, tokenizer, best)) if config.load_best_model_at_end else None
     model, state = fit(
-        accelerator,
-        model,
-        features,
-        collator,
-        config,
-        output,
-        resume,
-        evaluate=evaluate,
-        score_key="strict_f1",
-        on_improve=(lambda m: save_model(m, tokenizer, best)) if config.load_best_model_at_end else None,
+        accelerator, model, features, collator, config, output, resume, evaluate=evaluate, score_key="strict_f1", on_improve=on_improve
     )
 
     history = state["history"]
@@ -97,20 +152,7 @@ def train(
         if score_final is not None:
             final.update(score_final(model, tokenizer, accelerator.device))
         model.config.id2label, model.config.label2id = dict(ID2TAG), dict(TAG2ID)
-        meta = {
-            "config": config.to_dict(),
-            "base_model": config.model
-            if config.model != "tiny"
-            else "tiny (built offline: WordPiece on the training articles + random BertConfig)",
-            "fold": fold,
-            "train_docs": [d.doc for d in article_docs],
-            "extra_train": {name: {"documents": len(docs), "spans": sum(len(d.spans) for d in docs)} for name, docs in extra.items()},
-            "heldout_docs": [d.doc for d in heldout_docs],
-            "data_fingerprint": fingerprint(train_docs + heldout_docs),
-            "train_fingerprint": fingerprint(train_docs),
-            "metrics": final,
-        }
-        publish(model, tokenizer, output, meta, config.max_length)
+        publish(model, tokenizer, output, metadata(config, fold, article_docs, heldout_docs, extra, train_docs, final), config.max_length)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final

@@ -1,57 +1,67 @@
 """The training loop shared by `arner train` (token classification) and `arner pretrain` (MLM).
 
-Plain accelerate, in the spirit of the transformers `*_no_trainer.py` examples: device
-placement, mixed precision, several processes; AdamW (fused on GPU) with warmup then
-linear decay; gradient accumulation and clipping; length-grouped, dynamically padded
-batches; a progress bar; `log.jsonl`; an atomic checkpoint at every epoch end and resume.
+Plain accelerate, in the spirit of the transformers `*_no_trainer.py` examples: device placement,
+mixed precision, several processes; gradient accumulation and clipping; a progress bar. `fit` is
+the driver, as spaCy's `train_while_improving`: epochs, held-out scoring and early stopping, a log
+row and an atomic checkpoint at every epoch end, resume. `train_epoch` is the step loop; a loss or
+weights turned NaN or inf stop it (`TrainingDiverged`) before anything is logged, saved or published. The pieces
+around it: `batches` (length-grouped batches in a (seed, epoch) order), `optim` (AdamW, warmup then
+linear decay), `checkpoints` (log.jsonl, checkpoints, model files; re-exported here).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from arner.core import atomic
-from arner.core.machine import git_commit, versions
+from arner.train.batches import EpochBatches
+from arner.train.checkpoints import (
+    LOG_FILE,
+    STATE_FILE,
+    CheckpointError,
+    LogError,
+    RunLog,
+    epoch_checkpoints,
+    last_checkpoint,
+    load_checkpoint,
+    prepare_output,
+    publish,
+    read_log,
+    save_checkpoint,
+    save_model,
+)
 from arner.train.config import LoopConfig
+from arner.train.optim import make_optimizer, make_scheduler, planned_steps
 
-STATE_FILE = "trainer_state.json"
-LOG_FILE = "log.jsonl"
+__all__ = [
+    "LOG_FILE",
+    "STATE_FILE",
+    "CheckpointError",
+    "EpochBatches",
+    "LogError",
+    "Training",
+    "TrainingDiverged",
+    "epoch_checkpoints",
+    "fit",
+    "last_checkpoint",
+    "make_accelerator",
+    "mixed_precision",
+    "prepare_output",
+    "publish",
+    "read_log",
+    "save_checkpoint",
+    "save_model",
+    "train_epoch",
+]
 
 
-class EpochBatches:
-    """Length-grouped batches, reshuffled by (seed, epoch) so a resumed run sees the same order."""
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool):
-        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group_by_length
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def batches(self) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=g).tolist()
-        if self.group:  # sort within mega-batches, as transformers' LengthGroupedSampler does
-            mega = self.batch_size * 50
-            order = [i for k in range(0, len(order), mega) for i in sorted(order[k : k + mega], key=lambda i: -self.lengths[i])]
-        chunks = [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]
-        perm = torch.randperm(len(chunks), generator=g).tolist()
-        return [chunks[i] for i in perm]
-
-    def __iter__(self):
-        return iter(self.batches())
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+class TrainingDiverged(ValueError):
+    """The training loss or the weights turned NaN or inf: the run stops, and nothing is published."""
 
 
 def mixed_precision(config: LoopConfig) -> str:
@@ -78,49 +88,54 @@ def make_accelerator(config: LoopConfig):
     return accelerator
 
 
-def prepare_output(accelerator, output: Path, resume: bool) -> Path:
-    """`output/checkpoints`, emptied (with the log) unless resuming."""
-    checkpoints = output / "checkpoints"
-    if accelerator.is_main_process:
-        output.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            (output / LOG_FILE).unlink(missing_ok=True)
-        checkpoints.mkdir(exist_ok=True)
-    accelerator.wait_for_everyone()
-    return checkpoints
+@dataclass
+class Training:
+    """One run's prepared objects and counters: what `fit` and `train_epoch` share."""
+
+    accelerator: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loader: Any
+    sampler: EpochBatches
+    config: LoopConfig
+    total_steps: int  # optimizer steps planned for the run: the schedule's length, and the max_steps cut
+    state: dict  # the counters saved in each checkpoint and returned by `fit`
+    checkpoints: Path
+    log: RunLog
+    progress: Any  # a tqdm bar, disabled off the local main process or with progress_bar: false
+
+    @property
+    def done(self) -> bool:
+        return self.state["global_step"] >= self.total_steps
 
 
-def read_log(output: Path, type: str | None = None) -> list[dict]:
-    """The rows of `output/log.jsonl` (those of one `type`, "step" or "epoch", when given)."""
-    rows = [json.loads(line) for line in (Path(output) / LOG_FILE).read_text(encoding="utf-8").splitlines() if line]
-    return rows if type is None else [r for r in rows if r["type"] == type]
+def start(
+    accelerator, model, features, collator, config: LoopConfig, output: Path, resume: bool, desc: str, lengths: Sequence[int] | None
+) -> Training:
+    """Batches, optimizer and schedule, prepared by accelerate; restored from the last checkpoint when resuming."""
+    from tqdm.auto import tqdm
 
+    lengths = list(lengths) if lengths is not None else [len(f["input_ids"]) for f in features]
+    sampler = EpochBatches(lengths, config.batch_size, config.seed, config.group_by_length)
+    loader = torch.utils.data.DataLoader(features, batch_sampler=sampler, collate_fn=collator)
+    optimizer = make_optimizer(model, config)
+    total_steps = planned_steps(len(sampler), accelerator.num_processes, config)
+    scheduler = make_scheduler(optimizer, config, total_steps)
+    if config.torch_compile:
+        model = torch.compile(model)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    # the schedule is not prepared (accelerate would step it once per process): its steps already count per process
+    accelerator.register_for_checkpointing(scheduler)
 
-def epoch_checkpoints(checkpoints: Path) -> list[Path]:
-    """The `epoch-N` folders under `checkpoints`, oldest first."""
-    return sorted(checkpoints.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
-
-
-def last_checkpoint(checkpoints: Path) -> Path | None:
-    done = epoch_checkpoints(checkpoints)
-    return done[-1] if done else None
-
-
-def save_checkpoint(accelerator, checkpoints: Path, state: dict, keep: int) -> None:
-    """Accelerate state (model, optimizer, scheduler, RNG) + our counters, written to a temp dir then renamed."""
-    name = f"epoch-{state['epoch']}"
-    tmp = checkpoints / f".{name}.tmp"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
-        os.replace(tmp, checkpoints / name)
-        for old in epoch_checkpoints(checkpoints)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
+    state = {"epoch": 0, "global_step": 0, "best_score": None, "best_epoch": None, "bad_epochs": 0, "history": []}
+    checkpoints, log = output / "checkpoints", RunLog(output, accelerator.is_main_process)
+    if resume:
+        state = load_checkpoint(accelerator, checkpoints) or state
+        log.truncate(state["global_step"])  # rows of the interrupted epoch go: it runs again
+    show = config.progress_bar and accelerator.is_local_main_process
+    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not show, desc=desc)
+    return Training(accelerator, model, optimizer, scheduler, loader, sampler, config, total_steps, state, checkpoints, log, progress)
 
 
 def fit(
@@ -144,154 +159,164 @@ def fit(
     follow (higher is better). `features` is any map-style sequence (a list, or a dataset reading
     from disk); `lengths` gives their lengths when reading every feature just to measure it is wasteful.
     """
-    from accelerate.utils import broadcast_object_list
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
-    checkpoints = output / "checkpoints"
-    lengths = list(lengths) if lengths is not None else [len(f["input_ids"]) for f in features]
-    sampler = EpochBatches(lengths, config.batch_size, config.seed, config.group_by_length)
-    loader = torch.utils.data.DataLoader(features, batch_sampler=sampler, collate_fn=collator)
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        (no_decay if any(k in n for k in ("bias", "LayerNorm", "layer_norm")) else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-        fused=torch.cuda.is_available(),
-    )
-    steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / config.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    if config.torch_compile:
-        model = torch.compile(model)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    accelerator.register_for_checkpointing(scheduler)
-
-    state = {"epoch": 0, "global_step": 0, "best_score": None, "best_epoch": None, "bad_epochs": 0, "history": []}
-    if resume and (ckpt := last_checkpoint(checkpoints)):
-        accelerator.load_state(str(ckpt))
-        state = json.loads((ckpt / STATE_FILE).read_text())
-        if accelerator.is_main_process:
-            print(f"resumed from {ckpt} (epoch {state['epoch']})", file=sys.stderr)
-
-    log = output / LOG_FILE
-    if resume and accelerator.is_main_process and log.exists():  # drop rows of the interrupted epoch
-        rows = [r for r in read_log(output) if r["step"] <= state["global_step"]]
-        atomic.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
-    crash_at = int(os.environ.get("ARNER_CRASH_AT_STEP", "0"))  # fault injection for the resume test
-
-    def write_log(row: dict) -> None:
-        if accelerator.is_main_process:
-            with log.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-
-    progress = tqdm(
-        total=total_steps, initial=state["global_step"], disable=not (config.progress_bar and accelerator.is_local_main_process), desc=desc
-    )
-    stop = False
-    for epoch in range(state["epoch"], config.epochs):
-        if stop or state["global_step"] >= total_steps:  # early stop, or max_steps reached in an earlier (cut) epoch
-            break
-        loader.set_epoch(epoch)  # accelerate passes its own epoch count to the sampler on every pass
-        sampler.set_epoch(epoch)
-        model.train()
-        # running sums stay on the device: reading them every step would make the host wait for the GPU; a logging
-        # window's sums are the epoch sums less their values at the previous logging step (`mark_*`)
-        zero = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        epoch_loss, epoch_batches, epoch_tokens, epoch_start = zero.clone(), 0, zero.clone(), time.perf_counter()
-        mark_loss, mark_tokens, window_steps, window_start = zero.clone(), zero.clone(), 0, time.perf_counter()
-        for batch in loader:
-            with accelerator.accumulate(model):
-                outputs = model(**batch)
-                accelerator.backward(outputs.loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad()
-            epoch_loss += outputs.loss.detach().double()
-            epoch_tokens += batch["attention_mask"].sum()
-            epoch_batches += 1
-            if not accelerator.sync_gradients:
-                continue
-            state["global_step"] += 1
-            if state["global_step"] == crash_at:
-                os._exit(137)  # like SIGKILL: no cleanup, no checkpoint
-            window_steps += 1
-            progress.update(1)
-            if state["global_step"] % config.logging_steps == 0:
-                elapsed = time.perf_counter() - window_start
-                row = {
-                    "type": "step",
-                    "epoch": epoch + 1,
-                    "step": state["global_step"],
-                    "loss": (epoch_loss - mark_loss).item() / max(1, window_steps * config.gradient_accumulation_steps),
-                    "learning_rate": scheduler.get_last_lr()[0],
-                    "tokens_per_second": (epoch_tokens - mark_tokens).item() * accelerator.num_processes / max(elapsed, 1e-9),
-                }
-                progress.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_second']:.0f}")
-                write_log(row)
-                mark_loss, mark_tokens, window_steps, window_start = epoch_loss.clone(), epoch_tokens.clone(), 0, time.perf_counter()
-            if state["global_step"] >= total_steps:  # max_steps: this epoch ends here, checkpointed like any other
+    t = start(accelerator, model, features, collator, config, output, resume, desc, lengths)
+    try:
+        for epoch in range(t.state["epoch"], config.epochs):
+            if t.done:  # max_steps reached in an earlier (cut) epoch
                 break
-        elapsed = time.perf_counter() - epoch_start
-        row = {
-            "type": "epoch",
-            "epoch": epoch + 1,
-            "step": state["global_step"],
-            "loss": epoch_loss.item() / max(1, epoch_batches),
-            "learning_rate": scheduler.get_last_lr()[0],
-            "tokens_per_second": epoch_tokens.item() * accelerator.num_processes / max(elapsed, 1e-9),
-            "tokens": round(epoch_tokens.item() * accelerator.num_processes),  # real (non-padding) tokens trained on
-            "seconds": elapsed,
-        }
-        if state["global_step"] >= total_steps and epoch + 1 < config.epochs:
-            row["max_steps_reached"] = True
-        improved = False
-        if evaluate is not None and accelerator.is_main_process:
-            row["heldout"] = evaluate(accelerator.unwrap_model(model))
-            if score_key is not None:
-                score = row["heldout"][score_key]
-                improved = state["best_score"] is None or score > state["best_score"]
-                if improved:
-                    state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
-                else:
-                    state["bad_epochs"] += 1
-                stop = bool(config.early_stopping_patience) and state["bad_epochs"] >= config.early_stopping_patience
-                if stop:
-                    row["early_stop"] = True
-        stop, improved = broadcast_object_list([stop, improved])
-        state["epoch"] = epoch + 1
-        state["history"].append(row)
-        write_log(row)
-        save_checkpoint(accelerator, checkpoints, state, config.keep_checkpoints)
-        if improved and on_improve is not None and accelerator.is_main_process:
-            on_improve(accelerator.unwrap_model(model))
-        accelerator.wait_for_everyone()
-    progress.close()
-    return accelerator.unwrap_model(model), state
+            row = train_epoch(t, epoch)
+            stop, improved = judge(t, row, evaluate, score_key)
+            t.state["epoch"] = epoch + 1
+            t.state["history"].append(row)
+            t.log.write(row)
+            save_checkpoint(accelerator, t.checkpoints, t.state, config.keep_checkpoints)
+            if improved and on_improve is not None and accelerator.is_main_process:
+                on_improve(accelerator.unwrap_model(t.model))
+            accelerator.wait_for_everyone()
+            if stop:
+                break
+    finally:
+        t.progress.close()
+    return accelerator.unwrap_model(t.model), t.state
 
 
-def save_model(model, tokenizer, out: Path) -> None:
-    with atomic.directory(out) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
+def judge(t: Training, row: dict, evaluate: Callable | None, score_key: str | None) -> tuple[bool, bool]:
+    """Score the epoch into `row` (main process) and track the best score: (stop early, improved), alike on every process."""
+    from accelerate.utils import broadcast_object_list
+
+    stop = improved = False
+    if evaluate is not None and t.accelerator.is_main_process:
+        row["heldout"] = evaluate(t.accelerator.unwrap_model(t.model))
+        if score_key is not None:
+            score, state = row["heldout"][score_key], t.state
+            improved = state["best_score"] is None or score > state["best_score"]
+            if improved:
+                state.update(best_score=score, best_epoch=row["epoch"], bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            patience = t.config.early_stopping_patience
+            stop = bool(patience) and state["bad_epochs"] >= patience
+            if stop:
+                row["early_stop"] = True
+    stop, improved = broadcast_object_list([stop, improved])
+    return stop, improved
 
 
-def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None:
-    """Write the model files and arner.json into `output` (each file renamed into place)."""
-    staging = output / ".final.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    model.save_pretrained(str(staging), safe_serialization=True)
-    tokenizer.model_max_length = max_length
-    tokenizer.save_pretrained(str(staging))
-    meta = {**meta, "git_commit": git_commit(), "versions": versions(), "device": str(next(model.parameters()).device)}
-    (staging / "arner.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-    for f in staging.iterdir():
-        os.replace(f, output / f.name)
-    staging.rmdir()
+class EpochMeter:
+    """Loss and token sums of one epoch, kept on the device.
+
+    Reading a sum (`.item()`) makes the host wait for the GPU, so they are read only at logging steps
+    and at the epoch end; a logging window's sums are the epoch sums less their values at the previous
+    logging step.
+    """
+
+    def __init__(self, device):
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss, self.tokens, self.batches, self.start = zero.clone(), zero.clone(), 0, time.perf_counter()
+        self.mark()
+
+    def add(self, loss: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        self.loss += loss.detach().double()
+        self.tokens += attention_mask.sum()  # real (non-padding) tokens
+        self.batches += 1
+
+    def window(self) -> tuple[float, float, int, float]:
+        """(loss sum, tokens, optimizer steps, seconds) since the previous call; a new window starts."""
+        elapsed = time.perf_counter() - self.window_start
+        loss, tokens, steps = (self.loss - self.mark_loss).item(), (self.tokens - self.mark_tokens).item(), self.window_steps
+        self.mark()
+        return loss, tokens, steps, elapsed
+
+    def mark(self) -> None:
+        """Start a logging window here."""
+        self.mark_loss, self.mark_tokens = self.loss.clone(), self.tokens.clone()
+        self.window_steps, self.window_start = 0, time.perf_counter()
+
+
+def train_epoch(t: Training, epoch: int) -> dict:
+    """One pass over the batches (cut short once `total_steps` are done); returns the epoch's log row."""
+    accelerator, model, config = t.accelerator, t.model, t.config
+    t.loader.set_epoch(epoch)  # accelerate passes its own epoch count to the sampler on every pass
+    t.sampler.set_epoch(epoch)
+    model.train()
+    meter = EpochMeter(accelerator.device)
+    for batch in t.loader:
+        with accelerator.accumulate(model):
+            outputs = model(**batch)
+            accelerator.backward(outputs.loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            t.optimizer.step()  # accelerate skips it between accumulation boundaries
+            if accelerator.sync_gradients:
+                t.scheduler.step()
+            t.optimizer.zero_grad()
+        meter.add(outputs.loss, batch["attention_mask"])
+        if not accelerator.sync_gradients:
+            continue
+        t.state["global_step"] += 1
+        meter.window_steps += 1
+        t.progress.update(1)
+        if t.state["global_step"] % config.logging_steps == 0:
+            check_finite(t, epoch, meter, weights=False)
+            t.log.write(step_row(t, epoch, meter))
+        if t.done:  # max_steps: this epoch ends here, checkpointed like any other
+            break
+    check_finite(t, epoch, meter, weights=True)
+    return epoch_row(t, epoch, meter)
+
+
+def check_finite(t: Training, epoch: int, meter: EpochMeter, weights: bool) -> None:
+    """Raise TrainingDiverged if the epoch's loss sum (or, at its end, a weight) is NaN or inf on any process.
+
+    Called where the sums are read anyway (logging steps, epoch end), so it adds no host sync to the
+    steps between. The loss sum stays NaN or inf once one batch's loss is; the weights are checked too
+    at the epoch end, as an update can break them after the last loss was computed. The flags are
+    reduced over the processes so that all of them stop together.
+    """
+    flags = [~torch.isfinite(meter.loss)]
+    if weights:
+        flags.append(~torch.stack([torch.isfinite(p).all() for p in t.model.parameters()]).all())
+    bad_loss, *bad_weights = t.accelerator.reduce(torch.stack(flags).float(), "sum").tolist()
+    if not (bad_loss or any(bad_weights)):
+        return
+    what = "the training loss" if bad_loss else "the weights"
+    kept = f" (the checkpoint of epoch {t.state['epoch']} is kept)" if t.state["epoch"] else ""
+    raise TrainingDiverged(
+        f"training diverged: {what} turned NaN or inf by step {t.state['global_step']} (epoch {epoch + 1}); "
+        f"nothing was published to {t.log.output}{kept}. "
+        "Lower learning_rate or raise warmup_ratio, or train with mixed_precision bf16 or no rather than fp16"
+    )
+
+
+def step_row(t: Training, epoch: int, meter: EpochMeter) -> dict:
+    """The log row of a logging step: mean loss per batch and tokens per second over the window since the last one."""
+    loss, tokens, steps, seconds = meter.window()
+    row = {
+        "type": "step",
+        "epoch": epoch + 1,
+        "step": t.state["global_step"],
+        "loss": loss / max(1, steps * t.config.gradient_accumulation_steps),
+        "learning_rate": t.scheduler.get_last_lr()[0],
+        "tokens_per_second": tokens * t.accelerator.num_processes / max(seconds, 1e-9),
+    }
+    t.progress.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_second']:.0f}")
+    return row
+
+
+def epoch_row(t: Training, epoch: int, meter: EpochMeter) -> dict:
+    """The log row of an epoch (held-out scores are added by `judge`)."""
+    elapsed = time.perf_counter() - meter.start
+    processes = t.accelerator.num_processes
+    row = {
+        "type": "epoch",
+        "epoch": epoch + 1,
+        "step": t.state["global_step"],
+        "loss": meter.loss.item() / max(1, meter.batches),
+        "learning_rate": t.scheduler.get_last_lr()[0],
+        "tokens_per_second": meter.tokens.item() * processes / max(elapsed, 1e-9),
+        "tokens": round(meter.tokens.item() * processes),  # real (non-padding) tokens trained on
+        "seconds": elapsed,
+    }
+    if t.done and epoch + 1 < t.config.epochs:
+        row["max_steps_reached"] = True
+    return row

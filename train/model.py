@@ -122,6 +122,30 @@ def resolve(config: TrainConfig, where: str, train_texts: Sequence[str], work: P
     )
 
 
+# model types whose position ids start after the padding id (RoBERTa's scheme): they use pad_token_id + 1 fewer positions
+OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "ibert", "mpnet"}
+
+
+def check_positions(base: str, max_length: int, where: str) -> None:
+    """Refuse a `max_length` beyond the positions of the base model at `base` now, not as a shape error mid-run."""
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(base)
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(positions, int):  # relative or rotary positions: no fixed limit to check
+        return
+    offset = (getattr(model_config, "pad_token_id", None) or 0) + 1 if model_config.model_type in OFFSET_POSITIONS else 0
+    usable = positions - offset
+    if max_length <= usable:
+        return
+    source = Path(base) / "config.json" if Path(base).is_dir() else f"the config.json of {base}"
+    note = f", of which {model_config.model_type} uses {usable}" if offset else ""
+    raise ConfigError(
+        f"{where}: max_length {max_length} is more than the base model takes: max_position_embeddings {positions} "
+        f"in {source}{note}; set max_length <= {usable}"
+    )
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connection to the hub endpoint, instead of the client's minute of retries."""
     import socket

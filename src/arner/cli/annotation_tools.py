@@ -69,7 +69,12 @@ def stats(root: Path = ROOT, as_json: Annotated[bool, typer.Option("--json", hel
 @handle_errors
 def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Target format.")],
-    out: Annotated[Path, typer.Option(help="Output file (conll, labelstudio, doccano) or folder (hf, brat).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file (conll, labelstudio, doccano) or folder (hf, brat; replaced whole, refused if it holds other files)."
+        ),
+    ],
     root: Path = ROOT,
 ) -> None:
     """Export the annotations; nothing is written unless the folder checks clean."""
@@ -87,10 +92,15 @@ def import_(
     source: Annotated[Path, typer.Argument(help="Label Studio JSON, doccano JSONL or brat folder.")],
     out: Annotated[Path, typer.Option(help="Annotation folder to write (its spans/ and articles/).")],
 ) -> None:
-    """Import spans from an annotation tool; every span is checked before anything is written."""
+    """Import spans from an annotation tool; every span is checked before anything is written.
+
+    OUT's spans/ and articles/ are replaced whole, together, in one step; the rest of OUT is kept.
+    """
     from arner.core.formats import IMPORTERS
 
     documents = IMPORTERS[fmt.value](source)
+    if not documents:  # saving nothing would empty OUT's spans/ and articles/
+        raise AnnotationError([corpus.Problem(str(source), f"no documents found ({fmt.value}): nothing written to {out}")])
     corpus.save(documents, out)
     typer.echo(f"wrote {out} ({len(documents)} documents, {sum(len(d.spans) for d in documents)} spans)")
 

@@ -32,7 +32,8 @@ def bench_train_command(
     """Training tokens/s, sequences/s, step time, peak memory, MFU: `arner train`'s loop vs the HF Trainer."""
     options = dict(locals())  # the parameters, as the report's command line spells them
 
-    from arner.bench.core import bench_train, command_line
+    from arner.bench.report import command_line
+    from arner.bench.train import bench_train
 
     r = bench_train(**options, command=command_line("train", options))
     typer.echo(
@@ -65,7 +66,8 @@ def bench_infer_command(
     """Documents/s and tokens/s: Tagger vs transformers.pipeline(token-classification, aggregation_strategy=first)."""
     options = dict(locals())  # the parameters, as the report's command line spells them
 
-    from arner.bench.core import bench_infer, command_line
+    from arner.bench.infer import bench_infer
+    from arner.bench.report import command_line
 
     sizes = tuple(int(x) for x in batch_sizes.split(","))
     lens = tuple(int(x) for x in lengths.split(","))

@@ -18,18 +18,21 @@ def predict(
     inputs: Annotated[
         Optional[list[str]], typer.Argument(help="Text files (id = file name), .jsonl with {id, text} lines, or - for stdin.")
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output file (a folder for brat); default stdout.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Output file (for brat a folder, replaced whole: new, empty or only .txt/.ann); default stdout.")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl (predictions for `arner eval --pred`), conll, brat, labelstudio.")] = "jsonl",
     device: Annotated[str, DEVICE] = "auto",
     batch_size: Annotated[int, BATCH_SIZE] = DEFAULT_BATCH_SIZE,
     stride: Annotated[int, STRIDE] = DEFAULT_STRIDE,
 ) -> None:
     """Tag texts: entities with character offsets into each text, as it was given."""
-    from arner.core.formats.texts import FORMATS, read_inputs, render
+    from arner.core.formats.texts import FORMATS, check_out, read_inputs, render
     from arner.inference import Tagger
 
     if fmt not in FORMATS:
         usage(f"--format must be one of {', '.join(FORMATS)}")
+    check_out(fmt, out)  # a brat --out that would be refused is refused before the tagging, not after
     docs = read_inputs(inputs or [])
     tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
     text = render(fmt, docs, tagger.predict([t for _, t in docs]), out)

@@ -1,19 +1,25 @@
 """Annotation folders on disk: `articles/<doc>.txt` plus `spans/<doc>.json`, read, checked and written.
 
 Every problem is reported with its file (and line where there is one), all at once,
-so an annotator fixes a folder in one pass.
+so an annotator fixes a folder in one pass: an unreadable file (a broken link, a folder named
+like a file, JSON nested too deep) is one more problem, never a traceback. A file that is a
+symlink must point inside the annotation folder. Saving replaces `spans/` (and `articles/`) in
+one step after everything is checked and encoded, so a failure leaves the folder as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span, overlaps, proclitic_warning, span_problems, words
+from arner.core.names import doc_id_problem, unique_doc_id
 
 DEFAULT_ROOT = Path("annotations")
 
@@ -64,14 +70,56 @@ class Layout:
         return cls(arts, spans)
 
 
+def _unreadable(path: Path, error: OSError) -> str:
+    """Why `path` cannot be read, in words an annotator can act on."""
+    if isinstance(error, IsADirectoryError):
+        return "is a folder, not a file"
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if path.is_symlink() and isinstance(error, FileNotFoundError):
+        return f"broken symlink to {os.readlink(path)}"
+    return f"cannot read: {error.strerror or error}"
+
+
 def read_text(path: Path) -> str:
-    """Decode a UTF-8 file exactly (no newline or any other normalization)."""
-    data = path.read_bytes()
+    """Decode a UTF-8 file exactly (no newline or any other normalization).
+
+    A missing file stays a FileNotFoundError (a wrong argument); any other unreadable file
+    (a broken link, a loop, a folder) is an AnnotationError naming it.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        if not path.is_symlink():
+            raise
+        raise AnnotationError([Problem(str(path), _unreadable(path, e))]) from None
+    except OSError as e:
+        raise AnnotationError([Problem(str(path), _unreadable(path, e))]) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise AnnotationError([Problem(str(path), f"not UTF-8: invalid byte at offset {e.start}", line)]) from None
+
+
+def loads_json(raw: str, where: str, line: int | None = None) -> object:
+    """Parse JSON; bad JSON, nesting too deep or a number too long is an AnnotationError naming `where`.
+
+    `line` is the file line of `raw` when it is one line of a JSONL file (else JSON's own line).
+    """
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise AnnotationError([Problem(where, f"bad JSON: {e.msg} (column {e.colno})", line or e.lineno)]) from None
+    except RecursionError:
+        raise AnnotationError([Problem(where, "bad JSON: nested too deep", line)]) from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise AnnotationError([Problem(where, f"bad JSON: {e}", line)]) from None
+
+
+def is_int(value: object) -> bool:
+    """An int that is not a bool (JSON `true` would otherwise pass for offset 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def spans_json(doc: str, spans: Iterable[Span]) -> str:
@@ -97,7 +145,7 @@ def _parse_span(obj: object) -> tuple[Span | None, str | None]:
     for key, typ in want.items():
         if key not in obj:
             return None, f"missing key {key!r}"
-        if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
+        if not (is_int(obj[key]) if typ is int else isinstance(obj[key], typ)):
             return None, f"{key!r} must be {typ.__name__}, got {obj[key]!r}"
     return Span(obj["start"], obj["end"], obj["label"], obj["text"]), None
 
@@ -134,23 +182,27 @@ def check_document_spans(path: str, text: str, spans: list[Span], lines: list[in
     return problems
 
 
-def read_spans_file(path: Path, texts: dict[str, str]) -> tuple[Document | None, list[Problem]]:
-    """Parse and check one span file against the article texts (keyed by doc id)."""
+def read_spans_file(path: Path, texts: dict[str, str], unreadable: Collection[str] = ()) -> tuple[Document | None, list[Problem]]:
+    """Parse and check one span file against the article texts (keyed by doc id).
+
+    A doc in `unreadable` has an article whose own problem is already reported: not "missing" too.
+    """
     where = str(path)
     try:
         raw = read_text(path)
+        data = loads_json(raw, where)
     except AnnotationError as e:
         return None, e.problems
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return None, [Problem(where, f"bad JSON: {e.msg} (column {e.colno})", e.lineno)]
     if not isinstance(data, dict) or not isinstance(data.get("doc"), str) or not isinstance(data.get("spans"), list):
         return None, [Problem(where, 'expected {"doc": str, "spans": [...]}', 1)]
     doc = data["doc"]
     problems = []
     if doc != path.stem:
         problems.append(Problem(where, f"doc id {doc!r} does not match the file name {path.stem!r}", 2))
+    elif bad_id := doc_id_problem(doc):  # e.g. `.x.json`: checked here too, so a folder that checks clean can be saved
+        problems.append(Problem(where, bad_id, 2))
+    if doc in unreadable:
+        return None, problems
     if doc not in texts:
         problems.append(Problem(where, f"no article for doc {doc!r} ({doc}.txt is missing)"))
         return None, problems
@@ -169,13 +221,38 @@ def read_spans_file(path: Path, texts: dict[str, str]) -> tuple[Document | None,
     return Document(doc, texts[doc], spans), problems
 
 
-def read_articles(articles_dir: Path) -> tuple[dict[str, str], list[Problem]]:
+def _outside(path: Path, bases: Sequence[Path]) -> Problem | None:
+    """A symlink pointing outside the annotation folder: refused, so a folder never reads (or ships) a stray file."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken or looping: `read_text` says which
+        return None
+    if any(target.is_relative_to(base.resolve()) for base in bases):
+        return None
+    return Problem(
+        str(path), f"symlink to {os.readlink(path)} ({target}) points outside the annotation folder {bases[-1]}: copy the file in instead"
+    )
+
+
+def _read_listed(path: Path, bases: Sequence[Path]) -> str:
+    """A file listed in an annotation folder: inside it (links included) and readable, else AnnotationError."""
+    problem = _outside(path, bases)
+    if problem:
+        raise AnnotationError([problem])
+    return read_text(path)
+
+
+def read_articles(articles_dir: Path, root: Path | None = None) -> tuple[dict[str, str], list[Problem]]:
+    """The texts of `articles_dir/*.txt` by doc id; a link must stay inside `root` (default: the folder's parent)."""
     texts, problems = {}, []
     if not articles_dir.is_dir():
         return texts, [Problem(str(articles_dir), "articles folder not found")]
+    bases = [articles_dir, root if root is not None else articles_dir.parent]
     for path in sorted(articles_dir.glob("*.txt")):
         try:
-            texts[path.stem] = read_text(path)
+            texts[path.stem] = _read_listed(path, bases)
         except AnnotationError as e:
             problems += e.problems
     return texts, problems
@@ -184,12 +261,14 @@ def read_articles(articles_dir: Path) -> tuple[dict[str, str], list[Problem]]:
 def check(root: str | Path, articles: str | Path | None = None, require_all: bool = True) -> tuple[list[Document], list[Problem]]:
     """Read an annotation folder and return its documents with every problem found."""
     layout = Layout.of(root, articles)
-    texts, problems = read_articles(layout.articles)
+    texts, problems = read_articles(layout.articles, Path(root))
+    unreadable = {Path(p.path).stem for p in problems}
     if not layout.spans.is_dir():
         return [], problems + [Problem(str(layout.spans), "spans folder not found")]
     documents, seen = [], {}
     for path in sorted(layout.spans.glob("*.json")):
-        doc, found = read_spans_file(path, texts)
+        escape = _outside(path, [layout.spans, Path(root)])
+        doc, found = (None, [escape]) if escape else read_spans_file(path, texts, unreadable)
         problems += found
         if doc is None:
             continue
@@ -214,23 +293,56 @@ def load(root: str | Path = DEFAULT_ROOT, articles: str | Path | None = None, re
     return documents
 
 
+def _encode(where: str, text: str) -> tuple[bytes | None, Problem | None]:
+    try:
+        return text.encode("utf-8"), None
+    except UnicodeEncodeError as e:
+        return None, Problem(where, f"text has a lone surrogate at code point {e.start} (not valid Unicode, cannot be written as UTF-8)")
+
+
+def encode_folder(documents: Sequence[Document], root: Path, with_articles: bool) -> list[dict[str, bytes]]:
+    """The bytes of every file of `spans/` (and `articles/`), by name; AnnotationError listing every problem.
+
+    Ids must be safe file names and unique, spans valid, texts encodable: all found before a
+    single file is written.
+    """
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    spans: dict[str, bytes] = {}
+    articles: dict[str, bytes] = {}
+    for n, d in enumerate(documents):
+        try:
+            unique_doc_id(d.doc, seen, str(root), context=f"document {n}")
+        except AnnotationError as e:
+            problems += e.problems
+            continue
+        found = check_document_spans(d.doc, d.text, sorted(d.spans), [None] * len(d.spans))
+        problems += [p for p in found if p.severity == "error"]
+        text, problem = _encode(str(root / "articles" / f"{d.doc}.txt"), d.text)
+        if problem is None:  # a span's text is a slice of the text: encodable when the text is
+            articles[f"{d.doc}.txt"] = text
+            spans[f"{d.doc}.json"], problem = _encode(str(root / "spans" / f"{d.doc}.json"), spans_json(d.doc, d.spans))
+        problems += [problem] if problem else []
+    if problems:
+        raise AnnotationError(problems)
+    return [spans, articles] if with_articles else [spans]
+
+
 def save(documents: Iterable[Document], root: str | Path, with_articles: bool = True) -> None:
-    """Write `root/spans` (and `root/articles`), each replaced whole, after checking every span."""
-    documents = list(documents)
-    errors = []
-    for d in documents:
-        errors += check_document_spans(d.doc, d.text, sorted(d.spans), [None] * len(d.spans))
-    errors = [p for p in errors if p.severity == "error"]
-    if errors:
-        raise AnnotationError(errors)
+    """Replace `root/spans` (and `root/articles`) whole with `documents`, in one step; the rest of `root` is kept.
+
+    Everything is checked and encoded first (AnnotationError naming each problem: unsafe or
+    duplicate ids, bad spans, texts that are not valid Unicode); the new folders are then
+    written beside the old ones and swapped in together, so on any failure (a full disk
+    included) `root` is left exactly as it was.
+    """
     root = Path(root)
-    with atomic.directory(root / "spans") as tmp:
-        for d in documents:
-            (tmp / f"{d.doc}.json").write_text(spans_json(d.doc, d.spans), encoding="utf-8")
-    if with_articles:
-        with atomic.directory(root / "articles") as tmp:
-            for d in documents:
-                (tmp / f"{d.doc}.txt").write_text(d.text, encoding="utf-8", newline="")
+    contents = encode_folder(list(documents), root, with_articles)
+    targets = [root / "spans", root / "articles"][: len(contents)]
+    with atomic.directories(targets) as temps:
+        for tmp, files in zip(temps, contents):
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
 
 
 def split(documents: Sequence[Document], fold: int | None) -> tuple[list[Document], list[Document]]:

@@ -12,8 +12,11 @@ training and scoring code as the annotated articles.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from arner.core.conventions import LABELS, Span, is_word_char, tags_to_word_ranges
 from arner.core.corpus import AnnotationError, Document, Problem, read_text
@@ -33,15 +36,20 @@ class Sentence:
     line: int  # line number of the first token
 
 
-@dataclass
-class ExternalCorpus:
-    """A config entry: CoNLL files of one corpus, its label map, and sentences to leave out."""
+class ExternalCorpus(BaseModel):
+    """A config entry: CoNLL files of one corpus, its label map, and sentences to leave out.
 
-    name: str = ""
-    files: list[str] = field(default_factory=list)
-    label_map: str = ""
-    exclude: str = ""  # file of 0-based sentence indices to drop (e.g. NewsFANE's overlap with ANERcorp test)
-    sentences_per_document: int = 20
+    A pydantic model so that a run config (arner.train.config) validates its `extra_train` /
+    `external_test` entries like any other section: unknown keys and wrong types are errors.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+
+    name: Annotated[str, Strict()] = ""
+    files: list[Annotated[str, Strict()]] = Field(default_factory=list)
+    label_map: Annotated[str, Strict()] = ""
+    exclude: Annotated[str, Strict()] = ""  # file of 0-based sentence indices to drop (e.g. NewsFANE's overlap with ANERcorp test)
+    sentences_per_document: Annotated[int, Strict(), Field(ge=1)] = 20
 
 
 def read_conll(path: str | Path) -> list[Sentence]:

@@ -6,6 +6,7 @@ from collections import Counter
 
 from arner.core.conventions import LABELS, word_tags, words
 from arner.core.corpus import Document
+from arner.core.tables import table
 
 
 def stats(documents: list[Document]) -> dict:
@@ -31,10 +32,9 @@ def stats(documents: list[Document]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    head = "| doc | words | " + " | ".join(LABELS) + " | spans | " + " | ".join(f"{lab} words" for lab in LABELS) + " |"
-    lines = [head, "|" + "---|" * (3 + 2 * len(LABELS) + 1)]
-    rows = list(result["documents"].items()) + [("**total**", result["total"])]
-    for doc, v in rows:
-        cells = [doc, v["words"], *(v["spans"][lab] for lab in LABELS), v["spans"]["total"], *(v["words_in_spans"][lab] for lab in LABELS)]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    header = ["doc", "words", *LABELS, "spans", *(f"{lab} words" for lab in LABELS)]
+    rows = [
+        [doc, v["words"], *(v["spans"][lab] for lab in LABELS), v["spans"]["total"], *(v["words_in_spans"][lab] for lab in LABELS)]
+        for doc, v in [*result["documents"].items(), ("**total**", result["total"])]
+    ]
+    return "\n".join(table(header, rows, "l" + "r" * (len(header) - 1))) + "\n"

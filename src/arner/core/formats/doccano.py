@@ -7,7 +7,8 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, is_int, loads_json, read_text
+from arner.core.names import unique_doc_id
 
 
 def export(documents: list[Document], out: Path) -> None:
@@ -18,24 +19,49 @@ def export(documents: list[Document], out: Path) -> None:
     atomic.write_text(out, "\n".join(lines) + "\n")
 
 
+def _triples(row: dict) -> list[tuple[int, int, str]]:
+    """`label` triples or `entities` objects as (start, end, label); ValueError saying what is wrong."""
+    if "entities" in row:
+        items = row["entities"]
+        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
+            raise ValueError(f"'entities' must be a list of objects, got {items!r:.80}")
+        triples = [(e.get("start_offset"), e.get("end_offset"), e.get("label")) for e in items]
+    else:
+        items = row.get("label", [])
+        if not isinstance(items, list) or not all(isinstance(t, list) and len(t) == 3 for t in items):
+            raise ValueError(f"'label' must be a list of [start, end, LABEL], got {items!r:.80}")
+        triples = [tuple(t) for t in items]
+    for start, end, label in triples:
+        if not is_int(start) or not is_int(end) or not isinstance(label, str):
+            raise ValueError(f"a span must be (integer start, integer end, string label), got {[start, end, label]!r:.80}")
+    return triples
+
+
+def _document(line: str, n: int, where: str, seen: dict[str, str]) -> Document:
+    """One JSONL line as a document; AnnotationError naming the file and line."""
+    row = loads_json(line, where, n)
+    try:
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ValueError('expected {"id": ..., "text": str, "label": [[start, end, LABEL], ...]}')
+        triples = _triples(row)
+    except ValueError as e:
+        raise AnnotationError([Problem(where, f"bad doccano line: {e}", n)]) from None
+    text = row["text"]
+    doc = unique_doc_id(row.get("id", n), seen, where, n)
+    return Document(doc, text, sorted(Span(s, e, lab, text[s:e]) for s, e, lab in triples))
+
+
 def load(path: Path) -> list[Document]:
     """Reads `label` (list of triples) or `entities` (doccano's newer objects)."""
-    documents, problems = [], []
-    for n, line in enumerate(read_text(path).splitlines(), 1):
+    where = str(path)
+    documents, problems, seen = [], [], {}
+    for n, line in enumerate(read_text(Path(path)).split("\n"), 1):  # not splitlines: a text may hold U+2028
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            text = row["text"]
-            if "entities" in row:
-                triples = [(e["start_offset"], e["end_offset"], e["label"]) for e in row["entities"]]
-            else:
-                triples = [tuple(t) for t in row.get("label", [])]
-            spans = sorted(Span(s, e, lab, text[s:e]) for s, e, lab in triples)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            problems.append(Problem(str(path), f"bad doccano line: {e}", n))
-            continue
-        documents.append(Document(str(row.get("id", n)), text, spans))
+            documents.append(_document(line, n, where, seen))
+        except AnnotationError as e:
+            problems += e.problems
     if problems:
         raise AnnotationError(problems)
     return documents

@@ -54,6 +54,7 @@ def to_dataset_dict(documents: list[Document]):
 
 
 def export(documents: list[Document], out: Path) -> None:
+    """`save_to_disk` into `out`, replaced whole: refused when `out` holds anything but an earlier export."""
     dataset = to_dataset_dict(documents)
-    with atomic.directory(out) as tmp:
+    with atomic.directory(out, owned=("dataset_dict.json", "train/"), what="a saved DatasetDict") as tmp:
         dataset.save_to_disk(str(tmp))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, is_int, loads_json, read_text
+from arner.core.names import unique_doc_id
 
 FROM_NAME, TO_NAME = "label", "text"
 
@@ -45,37 +46,73 @@ def export(documents: list[Document], out: Path) -> None:
     atomic.write_text(out, dumps(documents))
 
 
+def _spans(results: object, text: str, where: str, label: str) -> tuple[list[Span], list[Problem]]:
+    """The `labels` results of one annotation as spans; every malformed result is a problem."""
+    if not isinstance(results, list):
+        return [], [Problem(where, f"{label}: 'result' must be a list, got {results!r:.60}")]
+    spans, problems = [], []
+    for k, r in enumerate(results):
+        if not isinstance(r, dict):
+            problems.append(Problem(where, f"{label}: result {k} must be an object, got {r!r:.60}"))
+            continue
+        if r.get("type") != "labels":
+            continue  # relations, choices, text areas: not spans
+        name = f"{label}: result {r.get('id', k)!r}"
+        v = r.get("value")
+        if not isinstance(v, dict) or not is_int(v.get("start")) or not is_int(v.get("end")):
+            problems.append(Problem(where, f"{name}: 'value' must hold integer 'start' and 'end', got {v!r:.80}"))
+            continue
+        labels = v.get("labels")
+        if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
+            problems.append(Problem(where, f"{name}: 'labels' must be a list of 1 label, got {labels!r:.60}"))
+            continue
+        surface = text[v["start"] : v["end"]]
+        if "text" in v and v["text"] != surface:
+            problems.append(Problem(where, f"{name}: text {v['text']!r:.60} != data.text[{v['start']}:{v['end']}]"))
+        spans.append(Span(v["start"], v["end"], labels[0], surface))
+    return spans, problems
+
+
+def _chosen(task: dict, where: str, label: str) -> tuple[object, list[Problem]]:
+    """The `result` of the task's first non-cancelled annotation, else of its first prediction ([] for none)."""
+    for key in ("annotations", "predictions"):
+        items = task.get(key) or []
+        if not isinstance(items, list) or not all(isinstance(a, dict) for a in items):
+            return [], [Problem(where, f"{label}: {key!r} must be a list of objects, got {items!r:.60}")]
+        items = [a for a in items if not (key == "annotations" and a.get("was_cancelled"))]
+        if items:
+            return items[0].get("result", []), []
+    return [], []
+
+
+def _document(task: object, n: int, where: str, seen: dict[str, str]) -> tuple[Document | None, list[Problem]]:
+    data = task.get("data") if isinstance(task, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        return None, [Problem(where, f'task {n}: no data.text (a task is {{"data": {{"text": str}}, ...}})')]
+    try:
+        doc = unique_doc_id(data.get("doc") or task.get("id", n), seen, where, context=f"task {n}")
+    except AnnotationError as e:
+        return None, e.problems
+    label = f"task {n} ({doc})"
+    results, problems = _chosen(task, where, label)
+    spans, found = _spans(results, data["text"], where, label)
+    return Document(doc, data["text"], sorted(spans)), problems + found
+
+
 def load(path: Path) -> list[Document]:
     """Documents from a tasks file; each task's first non-cancelled annotation (else its first prediction)."""
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise AnnotationError([Problem(str(path), f"bad JSON: {e.msg}", e.lineno)]) from None
-    if isinstance(data, dict):
+    where = str(path)
+    data = loads_json(read_text(Path(path)), where)
+    if isinstance(data, dict):  # one task on its own
         data = [data]
-    documents, problems = [], []
+    if not isinstance(data, list):
+        raise AnnotationError([Problem(where, f"expected a list of Label Studio tasks, got {type(data).__name__}", 1)])
+    documents, problems, seen = [], [], {}
     for n, task in enumerate(data):
-        text = (task.get("data") or {}).get("text") if isinstance(task, dict) else None
-        if not isinstance(text, str):
-            problems.append(Problem(str(path), f"task {n}: no data.text"))
-            continue
-        doc = str(task["data"].get("doc") or task.get("id", n))
-        chosen = [a for a in task.get("annotations", []) if not a.get("was_cancelled")] or task.get("predictions", [])
-        spans = []
-        for r in chosen[0]["result"] if chosen else []:
-            if r.get("type") != "labels":
-                continue
-            v = r["value"]
-            labels = v.get("labels") or []
-            if len(labels) != 1:
-                problems.append(Problem(str(path), f"task {n} ({doc}): result {r.get('id')} has {len(labels)} labels, expected 1"))
-                continue
-            spans.append(Span(v["start"], v["end"], labels[0], text[v["start"] : v["end"]]))
-            if "text" in v and v["text"] != text[v["start"] : v["end"]]:
-                problems.append(
-                    Problem(str(path), f"task {n} ({doc}): result {r.get('id')} text {v['text']!r} != data.text[{v['start']}:{v['end']}]")
-                )
-        documents.append(Document(doc, text, sorted(spans)))
+        document, found = _document(task, n, where, seen)
+        problems += found
+        if document is not None:
+            documents.append(document)
     if problems:
         raise AnnotationError(problems)
     return documents

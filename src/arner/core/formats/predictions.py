@@ -22,7 +22,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span, overlaps, span_problems
-from arner.core.corpus import AnnotationError, Document, Problem, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, loads_json, read_text
 
 ENTITY_KEYS = ("start", "end", "label", "text", "score")
 MISSING_MODES = ("error", "empty")
@@ -88,9 +88,9 @@ def _check_line(
 ) -> tuple[str | None, list[Span], list[Problem], bool]:
     """The line's doc (None when it is not usable), its valid spans, its problems, and whether the line could not be read at all."""
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return None, [], [Problem(where, f"bad JSON: {e.msg} (column {e.colno})", n)], True
+        data = loads_json(raw, where, n)
+    except AnnotationError as e:  # bad JSON, nested too deep, a number too long
+        return None, [], e.problems, True
     if not isinstance(data, dict) or not isinstance(data.get("doc"), str) or not isinstance(data.get("entities"), list):
         return None, [], [Problem(where, 'expected {"doc": str, "entities": [...]}', n)], True
     extra = sorted(set(data) - {"doc", "entities"})

@@ -2,73 +2,93 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from arner.core import atomic
-from arner.core.corpus import AnnotationError, Document, Problem, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, loads_json, read_text
 from arner.core.formats import predictions
+from arner.core.names import unique_doc_id
 
 FORMATS = ("jsonl", "conll", "brat", "labelstudio")
 
 
-def read_inputs(sources: Sequence[str]) -> list[tuple[str, str]]:
-    """(doc id, text) pairs from `.txt` files (id = file stem), `-` (stdin) or `.jsonl` `{"id", "text"}` lines."""
+def _jsonl_docs(path: Path, text: str, seen: dict[str, str]) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """`{"id", "text"}` lines; ids (default `<stem>-<line>`) must be safe file names (brat output uses them)."""
     docs, problems = [], []
-    for source in sources or ["-"]:
-        if source == "-":
-            data = sys.stdin.buffer.read()
-            try:
-                docs.append(("stdin", data.decode("utf-8")))
-            except UnicodeDecodeError as e:
-                problems.append(Problem("<stdin>", f"not UTF-8: invalid byte at offset {e.start}"))
-            continue
-        path = Path(source)
-        if not path.is_file():
-            problems.append(Problem(source, "input file not found"))
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines: a text may hold U+2028
+        if not line.strip():
             continue
         try:
-            text = read_text(path)
+            row = loads_json(line, str(path), n)
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise AnnotationError([Problem(str(path), 'bad input line: expected {"id": ..., "text": str}', n)])
+            docs.append((unique_doc_id(row.get("id", f"{path.stem}-{n}"), seen, str(path), n), row["text"]))
         except AnnotationError as e:
             problems += e.problems
-            continue
+    return docs, problems
+
+
+def _source_docs(source: str, seen: dict[str, str]) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """The documents of one input: stdin (`-`), a `.jsonl` file or a text file."""
+    if source == "-":
+        try:
+            return [(unique_doc_id("stdin", seen, "<stdin>"), sys.stdin.buffer.read().decode("utf-8"))], []
+        except UnicodeDecodeError as e:
+            return [], [Problem("<stdin>", f"not UTF-8: invalid byte at offset {e.start}")]
+        except AnnotationError as e:
+            return [], e.problems
+    path = Path(source)
+    if not path.is_file():
+        return [], [Problem(source, "input file not found")]
+    try:
+        text = read_text(path)
         if path.suffix == ".jsonl":
-            for n, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    if not isinstance(row.get("text"), str):
-                        raise ValueError('expected {"id": ..., "text": str}')
-                    docs.append((str(row.get("id", f"{path.stem}-{n}")), row["text"]))
-                except (json.JSONDecodeError, ValueError, AttributeError) as e:
-                    problems.append(Problem(source, f"bad input line: {e}", n))
-        else:
-            docs.append((path.stem, text))
-    counts = Counter(d for d, _ in docs)
-    for d in sorted(d for d, k in counts.items() if k > 1):
-        problems.append(Problem(d, "duplicate document id among the inputs"))
+            return _jsonl_docs(path, text, seen)
+        return [(unique_doc_id(path.stem, seen, source), text)], []
+    except AnnotationError as e:
+        return [], e.problems
+
+
+def read_inputs(sources: Sequence[str]) -> list[tuple[str, str]]:
+    """(doc id, text) pairs from `.txt` files (id = file stem), `-` (stdin) or `.jsonl` `{"id", "text"}` lines.
+
+    Ids are doc ids as everywhere in arner: safe file names (`names.safe_doc_id`), unique among
+    all the inputs; AnnotationError lists every problem.
+    """
+    docs, problems, seen = [], [], {}
+    for source in sources or ["-"]:
+        found, bad = _source_docs(source, seen)
+        docs += found
+        problems += bad
     if problems:
         raise AnnotationError(problems)
     return docs
+
+
+def check_out(fmt: str, out: Path | None) -> None:
+    """Fail before any tagging when `out` cannot take `fmt` (brat: a folder of ours; see `brat.check_out`)."""
+    from arner.core.formats import brat
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt == "brat":
+        if out is None:
+            raise ValueError("--format brat writes a folder: give --out DIR")
+        brat.check_out(out)
 
 
 def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Path | None) -> str | None:
     """Write `out` (atomically) in `fmt`, or return the text for stdout."""
     from arner.core.formats import brat, conll, labelstudio
 
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    check_out(fmt, out)
     if fmt == "jsonl":
         text = predictions.dumps([(d, ents) for (d, _), ents in zip(docs, entities)])
     else:
         documents = [Document(d, t, [e.span() for e in ents]) for (d, t), ents in zip(docs, entities)]
         if fmt == "brat":
-            if out is None:
-                raise ValueError("--format brat writes a folder: give --out DIR")
             brat.export(documents, out)
             return None
         text = conll.dumps(documents) if fmt == "conll" else labelstudio.dumps(documents, key="predictions", scores=entities)

@@ -19,34 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arner.core import corpus
-from arner.core.conventions import LABELS
+from arner.core import atomic, corpus
 from arner.core.corpus import Document, split
 from arner.core.formats import predictions
+from arner.cv.report import FIGURES, figures, markdown, plot_comparison
 from arner.eval.baselines import BASELINES
 from arner.eval.metrics import RESAMPLES, SEED, evaluate, scores
-from arner.eval.report import dumps, fmt, interval, write_evaluation
+from arner.eval.report import dumps, write_evaluation
 
 SYSTEMS = ("bert", "memorization", "crf")
-FIGURES = ("word_micro_f1", "span_strict_micro_f1", "span_partial_micro_f1") + tuple(f"span_strict_{lab}_f1" for lab in LABELS)
-FIGURE_TITLES = {
-    "word_micro_f1": "word micro F1",
-    "span_strict_micro_f1": "span strict F1",
-    "span_partial_micro_f1": "span partial F1",
-    **{f"span_strict_{lab}_f1": f"{lab} strict F1" for lab in LABELS},
-}
-
-
-def figures(metrics: dict) -> dict[str, float]:
-    """The comparison figures of one evaluation."""
-    out = {
-        "word_micro_f1": metrics["word"]["micro"]["f1"],
-        "span_strict_micro_f1": metrics["span"]["strict"]["micro"]["f1"],
-        "span_partial_micro_f1": metrics["span"]["partial"]["micro"]["f1"],
-    }
-    for lab in LABELS:
-        out[f"span_strict_{lab}_f1"] = metrics["span"]["strict"]["per_label"][lab]["f1"]
-    return {k: float(v) for k, v in out.items()}
+# what an `arner cv` folder holds: an existing --out holding anything else is refused, never deleted
+OUTPUT_FILES = ("metrics.json", "report.md", "comparison.png", *(f"{s}/" for s in SYSTEMS))
 
 
 @dataclass
@@ -181,30 +164,6 @@ def external_summary(per_fold: list[dict]) -> dict:
     return out
 
 
-def external_markdown(summaries: dict[str, dict]) -> list[str]:
-    """Tables of the external test scores (mean ± std over the fold models), one per corpus."""
-    corpora = sorted({c for s in summaries.values() for c in s.get("external", {})})
-    if not corpora:
-        return []
-    lines = [
-        "## External test corpora",
-        "",
-        "Each fold's model (four articles plus any `extra_train` corpora) tags each public test corpus; mean ± standard "
-        "deviation over the five fold models. *strict*: boundaries and mapped label; *loose*: ACTOR and PLACE merged, since "
-        "these corpora tag countries and cities by type, not by role. DATE is scored only where the corpus has DATE.",
-        "",
-    ]
-    for c in corpora:
-        keys = next(s["external"][c]["mean"] for s in summaries.values() if c in s.get("external", {})).keys()
-        lines += [f"### {c}", "", "| system | " + " | ".join(k.replace("_f1", " F1") for k in keys) + " |", "|---|" + "---|" * len(keys)]
-        for name, s in summaries.items():
-            if c in s.get("external", {}):
-                e = s["external"][c]
-                lines.append(f"| {name} | " + " | ".join(f"{fmt(e['mean'][k])} ± {fmt(e['std'][k])}" for k in keys) + " |")
-        lines.append("")
-    return lines
-
-
 def summary(result: SystemResult) -> dict:
     intervals = result.metrics["bootstrap"]["intervals"]
     pooled = {k: {"estimate": v, "low": intervals[k]["low"], "high": intervals[k]["high"]} for k, v in figures(result.metrics).items()}
@@ -227,61 +186,46 @@ def command_line(config: Path | None, out: Path, overrides: Sequence[str], syste
     return shlex.join(parts)
 
 
-def markdown(summaries: dict[str, dict], documents: Sequence[Document], command: str, resamples: int, seed: int) -> str:
-    lines = [
-        "# Leave-one-article-out cross-validation",
-        "",
-        f"Produced by `{command}`.",
-        "",
-        f"Fold K trains on four articles and predicts the held-out article K; the {len(documents)} held-out prediction files "
-        "are pooled and scored once (pooled micro), with 95% intervals from resampling paragraphs "
-        f"({resamples} resamples, seed {seed}). Per-fold mean ± sample standard deviation below.",
-        "",
-        "| fold | held-out article | gold spans |",
-        "|---:|---|---:|",
-    ]
-    for k, d in enumerate(documents):
-        lines.append(f"| {k} | {d.doc} | {len(d.spans)} |")
-    lines += ["", "## Comparison (pooled over the five held-out articles)", ""]
-    lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
-    for name, s in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(interval(s["pooled"][f]) for f in FIGURES) + " |")
-    lines += ["", "Per-fold mean ± standard deviation:", ""]
-    lines += ["| system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---|" + "---|" * len(FIGURES)]
-    for name, s in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(f"{fmt(s['mean'][f])} ± {fmt(s['std'][f])}" for f in FIGURES) + " |")
-    lines += ["", "![comparison](comparison.png)", ""]
-    lines += external_markdown(summaries)
-    lines += ["## Per fold", ""]
-    for name, s in summaries.items():
-        lines += [f"### {name}", "", f"Full report: [{name}/report.md]({name}/report.md).", ""]
-        lines += ["| fold | article | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " |", "|---:|---|" + "---:|" * len(FIGURES)]
-        for f in s["per_fold"]:
-            lines.append(f"| {f['fold']} | {f['doc']} | " + " | ".join(fmt(f[k]) for k in FIGURES) + " |")
-        lines.append("")
-    return "\n".join(lines).rstrip("\n") + "\n"
+def all_predictions(
+    systems: Sequence[str],
+    documents: Sequence[Document],
+    train_config,
+    ext: ExternalData,
+    work_dir: Path,
+    resume: bool,
+    device: str,
+    batch_size: int,
+    log: Callable[[str], None],
+) -> tuple[dict[str, list[tuple[str, list]]], dict[str, list[dict]]]:
+    """Each system's held-out predictions per fold, and its external test scores per fold."""
+    rows, external_rows = {}, {}
+    for name in systems:
+        if name == "bert":
+            rows[name], external_rows[name] = bert_predictions(train_config, documents, work_dir, resume, device, batch_size, log)
+        else:
+            rows[name], external_rows[name] = baseline_predictions(name, documents, log, ext)
+    return rows, external_rows
 
 
-def plot_comparison(summaries: dict[str, dict], path: Path) -> None:
-    from arner.eval.report import pyplot, save_figure
+def settings(config: Path | None, overrides: Sequence[str], systems: Sequence[str], resamples: int, seed: int, ext: ExternalData) -> dict:
+    return {
+        "config": str(config) if config else None,
+        "overrides": list(overrides),
+        "systems": list(systems),
+        "resamples": resamples,
+        "seed": seed,
+        "std": "sample standard deviation over folds (n - 1)",
+        "extra_train": {"documents": len(ext.extra_train), "spans": sum(len(d.spans) for d in ext.extra_train)},
+        "external_test": {name: {"documents": len(docs), "has_date": has_date} for name, (docs, has_date) in ext.tests.items()},
+    }
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    names = list(summaries)
-    width = 0.8 / max(1, len(names))
-    for k, name in enumerate(names):
-        pooled = summaries[name]["pooled"]
-        xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(FIGURES))]
-        ys = [pooled[f]["estimate"] for f in FIGURES]
-        err = [[y - pooled[f]["low"] for y, f in zip(ys, FIGURES)], [pooled[f]["high"] - y for y, f in zip(ys, FIGURES)]]
-        ax.bar(xs, ys, width, yerr=err, capsize=3, label=name)
-    ax.set_xticks(range(len(FIGURES)), [FIGURE_TITLES[f].replace(" F1", "") for f in FIGURES], fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("F1 (pooled, 95% bootstrap interval)")
-    ax.set_title("Leave-one-article-out: systems compared")
-    ax.legend(fontsize=8)
-    save_figure(fig, path)
-    plt.close(fig)
+
+def write_system(folder: Path, result: SystemResult, command: str) -> None:
+    """A full `arner eval` folder for the pooled predictions, plus each fold's predictions."""
+    for k, row in enumerate(result.rows):
+        predictions.write(folder / f"fold-{k}.jsonl", [row])
+    source = f"System `{result.name}`, pooled held-out predictions of `{command}` (`predictions.jsonl`; per fold `fold-K.jsonl`)."
+    write_evaluation(folder, result.metrics, result.errors, f"{result.name}: leave-one-article-out", source)
 
 
 def run(
@@ -299,59 +243,36 @@ def run(
     log: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """Run the cross-validation and write `out/` whole (atomically); returns `out/metrics.json`'s object."""
-    from arner.core import atomic
-
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ValueError(f"unknown system(s) {unknown} (choose among {', '.join(SYSTEMS)})")
     if "bert" in systems and config is None:
         raise ValueError("the bert system needs --config")
+    atomic.check_owned(atomic.check_target(out), OUTPUT_FILES, "arner cv output")  # before hours of training, not after
     documents = corpus.load(gold)
     train_config, ext = None, ExternalData()
     if config is not None:
         from arner.train.config import load_config
 
         train_config = load_config(config, overrides)  # a bad config or override is reported before any fold is trained
-        ext = ExternalData.from_config(train_config)
-    rows: dict[str, list[tuple[str, list]]] = {}
-    external_rows: dict[str, list[dict]] = {}
-    for name in systems:
-        if name == "bert":
-            assert config is not None and train_config is not None
-            work_dir = work or Path("runs") / "cv" / config.stem
-            rows[name], external_rows[name] = bert_predictions(
-                with_annotations(train_config, gold), documents, work_dir, resume, device, batch_size, log
-            )
-        else:
-            rows[name], external_rows[name] = baseline_predictions(name, documents, log, ext)
-    with atomic.directory(out) as tmp:
+        train_config, ext = with_annotations(train_config, gold), ExternalData.from_config(train_config)
+    work_dir = work or Path("runs") / "cv" / (config.stem if config else "baselines")
+    rows, external_rows = all_predictions(systems, documents, train_config, ext, work_dir, resume, device, batch_size, log)
+    command = command_line(config, out, overrides, systems, resamples, seed)
+    with atomic.directory(out, owned=OUTPUT_FILES, what="arner cv output") as tmp:
         results = {name: score_system(name, rows[name], documents, tmp / name, resamples, seed) for name in systems}
         summaries = {name: summary(r) for name, r in results.items()}
         for name in systems:
             if ext.tests:
                 summaries[name]["external"] = external_summary(external_rows[name])
-        command = command_line(config, out, overrides, systems, resamples, seed)
         result = {
             "command": command,
             "folds": [{"fold": k, "doc": d.doc} for k, d in enumerate(documents)],
-            "settings": {
-                "config": str(config) if config else None,
-                "overrides": list(overrides),
-                "systems": list(systems),
-                "resamples": resamples,
-                "seed": seed,
-                "std": "sample standard deviation over folds (n - 1)",
-                "extra_train": {"documents": len(ext.extra_train), "spans": sum(len(d.spans) for d in ext.extra_train)},
-                "external_test": {name: {"documents": len(docs), "has_date": has_date} for name, (docs, has_date) in ext.tests.items()},
-            },
+            "settings": settings(config, overrides, systems, resamples, seed, ext),
             "systems": summaries,
         }
         for name, r in results.items():
-            folder = tmp / name
-            for k, row in enumerate(r.rows):
-                predictions.write(folder / f"fold-{k}.jsonl", [row])
-            source = f"System `{name}`, pooled held-out predictions of `{command}` (`predictions.jsonl`; per fold `fold-K.jsonl`)."
-            write_evaluation(folder, r.metrics, r.errors, f"{name}: leave-one-article-out", source)
+            write_system(tmp / name, r, command)
         (tmp / "metrics.json").write_text(dumps(result), encoding="utf-8")
         (tmp / "report.md").write_text(markdown(summaries, documents, command, resamples, seed), encoding="utf-8")
         plot_comparison(summaries, tmp / "comparison.png")
