@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from arner.core import atomic, corpus
+from arner.core.tables import table as markdown_table
 from arner.cv import ExternalData, figures
 from arner.eval.baselines import BASELINES
 from arner.eval.metrics import evaluate
@@ -68,7 +69,7 @@ def table(result: dict) -> list[str]:
         head += ["articles strict F1 [95%]", "articles partial F1"]
     for c in corpora:
         head += [f"{c} strict F1", f"{c} loose F1"]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    rows = []
     for name, s in systems.items():
         cells = [name]
         if "articles" in s:
@@ -80,8 +81,8 @@ def table(result: dict) -> list[str]:
         for c in corpora:
             e = s["external"].get(c, {})
             cells += [f"{e.get('strict_f1', 0):.3f}", f"{e.get('loose_f1', 0):.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return markdown_table(head, rows)
 
 
 def write(name: str, result: dict, title: str) -> None:
@@ -119,21 +120,17 @@ def summary() -> None:
             "",
             f"`{m['command']}`; without ANERcorp: `{b['command'] if b else 'arner cv --config configs/tiny.yaml'}`.",
             "",
-            "| system | extra data | articles strict F1 [95%] | articles partial F1 | anercorp-test strict F1 (mean over folds) | anercorp-test loose F1 |",
-            "|---|---|---|---|---|---|",
         ]
+        rows = []
         for label, metrics in (("ANERcorp train", m), ("none", b)):
-            if not metrics:
-                continue
-            for system, s in metrics["systems"].items():
-                p = s["pooled"]
+            for system, s in (metrics or {"systems": {}})["systems"].items():
+                strict, partial = s["pooled"]["span_strict_micro_f1"], s["pooled"]["span_partial_micro_f1"]
                 e = s.get("external", {}).get("anercorp-test", {}).get("mean", {})
-                ext = f"{e['strict_f1']:.3f} | {e['loose_f1']:.3f}" if e else "— | —"
-                lines.append(
-                    f"| {system} | {label} | {p['span_strict_micro_f1']['estimate']:.3f} [{p['span_strict_micro_f1']['low']:.3f}, "
-                    f"{p['span_strict_micro_f1']['high']:.3f}] | {p['span_partial_micro_f1']['estimate']:.3f} | {ext} |"
-                )
-        lines.append("")
+                ext = [f"{e['strict_f1']:.3f}", f"{e['loose_f1']:.3f}"] if e else ["—", "—"]
+                interval = f"{strict['estimate']:.3f} [{strict['low']:.3f}, {strict['high']:.3f}]"
+                rows.append([system, label, interval, f"{partial['estimate']:.3f}", *ext])
+        head = ["system", "extra data", "articles strict F1 [95%]", "articles partial F1"]
+        lines += markdown_table([*head, "anercorp-test strict F1 (mean over folds)", "anercorp-test loose F1"], rows) + [""]
     atomic.write_text(OUT / "README.md", "\n".join(lines))
 
 

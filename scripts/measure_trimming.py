@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from arner.core import atomic, corpus
+from arner.core.tables import table
 from arner.eval.spanscore import SCHEMAS, span_scores
 from arner.eval.training import train
 from arner.inference import Tagger
@@ -45,11 +46,11 @@ def main() -> None:
     result["keep"] = "trimmed" if result["trimmed"]["strict"] >= result["untrimmed"]["strict"] else "untrimmed"
     out = Path(args.out)
     atomic.write_text(out / "trimming.json", json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | " + " | ".join(f"{result[k][s]:.3f}" for s in SCHEMAS) + " |" for k in ("trimmed", "untrimmed"))
+    rows = [(k, *(f"{result[k][s]:.3f}" for s in SCHEMAS)) for k in ("trimmed", "untrimmed")]
     atomic.write_text(
         out / "trimming.md",
         f"# Proclitic trimming of predicted spans\n\nLeave-one-article-out, pooled micro F1 over the five held-out articles.\n\n"
-        f"`{result['command']}`\n\n| spans | strict | exact | partial | type |\n|---|---|---|---|---|\n{rows}\n\nKept: **{result['keep']}**.\n",
+        f"`{result['command']}`\n\n" + "\n".join(table(["spans", *SCHEMAS], rows)) + f"\n\nKept: **{result['keep']}**.\n",
     )
     print(json.dumps(result, indent=2))
 

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 
 # scripts/ is on sys.path when this runs as `python scripts/pretrain_experiment.py`
 from pretrain_report import CRF_NAME, EXTERNAL_ROOT, PROBE, SCRATCH, label, load_sensitivity, markdown, strict
+
+from arner.core import commands
 
 REPO = Path(__file__).resolve().parents[1]
 ANERCORP_TEST = "anercorp/test.conll"
@@ -325,10 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """The command that reproduces this run's results (options left at their defaults, --resume and --report-only omitted)."""
-    return "python scripts/pretrain_experiment.py" + "".join(
-        f" --{k.replace('_', '-')} {' '.join(map(shlex.quote, v)) if isinstance(v, list) else shlex.quote(str(v))}"
-        for k, v in vars(args).items()
-        if k not in ("resume", "report_only") and v != parser.get_default(k)
+    options = {k: v for k, v in vars(args).items() if k not in ("resume", "report_only")}
+    return commands.command_line(
+        ["python", "scripts/pretrain_experiment.py"], options, {k: parser.get_default(k) for k in options}, "spaces"
     )
 
 

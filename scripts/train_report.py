@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from arner.core.tables import table
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -69,13 +71,19 @@ def markdown(device: str, gpu: str, runs: list[dict]) -> str:
             "",
             f"`{r['command']}`: {r['wall_seconds']} s wall, process start and model building included; device `{r['device']}`.",
             "",
-            "| epoch | loss | tokens/s | seconds | held-out strict F1 |",
-            "|---:|---:|---:|---:|---:|",
-            *(
-                f"| {e['epoch']} | {e['loss']:.3f} | {e['tokens_per_second']:,} | {e['seconds']:.2f} | "
-                + ("–" if e["heldout_strict_f1"] is None else f"{e['heldout_strict_f1']:.3f}")
-                + " |"
-                for e in r["epochs"]
+            *table(
+                ["epoch", "loss", "tokens/s", "seconds", "held-out strict F1"],
+                [
+                    (
+                        e["epoch"],
+                        f"{e['loss']:.3f}",
+                        f"{e['tokens_per_second']:,}",
+                        f"{e['seconds']:.2f}",
+                        "–" if e["heldout_strict_f1"] is None else f"{e['heldout_strict_f1']:.3f}",
+                    )
+                    for e in r["epochs"]
+                ],
+                "rrrrr",
             ),
             "",
         ]

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
-from arner.core import atomic
+from arner.core import atomic, commands
 from arner.core.tables import table
 
 
 def command_line(bench: str, options: dict) -> str:
     """The `arner bench ...` command that reproduces a run (every option spelled out)."""
-    parts = ["arner", "bench", bench]
-    for key, value in options.items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ",".join(map(str, value))
-        parts += [f"--{key.replace('_', '-')}", str(value)]
-    return shlex.join(parts)
+    return commands.command_line(["arner", "bench", bench], options, lists="comma")
 
 
 def write_report(report: dict, out: Path, markdown: str) -> None:

@@ -138,16 +138,36 @@ def _span_lines(raw: str) -> list[int]:
     return [raw.count("\n", 0, m.start()) + 1 for m in re.finditer(r'"start"\s*:', raw)]
 
 
-def _parse_span(obj: object) -> tuple[Span | None, str | None]:
+SPAN_KEYS = {"start": int, "end": int, "label": str, "text": str}
+
+
+def parse_span(obj: object, noun: str = "span", allowed: Collection[str] | None = None) -> tuple[Span | None, str | None]:
+    """A span from its JSON object, or why it is not one: one rule for span files and predictions files."""
     if not isinstance(obj, dict):
-        return None, "a span must be an object"
-    want = {"start": int, "end": int, "label": str, "text": str}
-    for key, typ in want.items():
+        return None, f"{'an' if noun[0] in 'aeiou' else 'a'} {noun} must be an object, got {obj!r}"
+    unknown = sorted(set(obj) - set(allowed)) if allowed is not None else []
+    if unknown:
+        return None, f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})"
+    for key, typ in SPAN_KEYS.items():
         if key not in obj:
             return None, f"missing key {key!r}"
         if not (is_int(obj[key]) if typ is int else isinstance(obj[key], typ)):
             return None, f"{key!r} must be {typ.__name__}, got {obj[key]!r}"
     return Span(obj["start"], obj["end"], obj["label"], obj["text"]), None
+
+
+def overlap_problems(
+    path: str, spans: Sequence[Span], index: dict[int, int], line_of, noun: str = "span", prefix: str = "", show_label: bool = False
+) -> list[Problem]:
+    """One problem per overlapping pair: `<prefix><noun> j [...] overlaps <noun> i [...]`, at the later span's line."""
+
+    def show(s: Span) -> str:
+        return f"[{s.start}:{s.end} {s.label} {s.text!r}]" if show_label else f"[{s.start}:{s.end} {s.text!r}]"
+
+    return [
+        Problem(path, f"{prefix}{noun} {index[id(b)]} {show(b)} overlaps {noun} {index[id(a)]} {show(a)}", line_of(index[id(b)]))
+        for a, b in overlaps(spans)
+    ]
 
 
 def check_document_spans(path: str, text: str, spans: list[Span], lines: list[int | None]) -> list[Problem]:
@@ -171,15 +191,8 @@ def check_document_spans(path: str, text: str, spans: list[Span], lines: list[in
                 )
             )
     index = {id(s): i for i, s in enumerate(spans)}
-    for a, b in overlaps([s for s in spans if 0 <= s.start < s.end <= len(text)]):
-        problems.append(
-            Problem(
-                path,
-                f"span {index[id(b)]} [{b.start}:{b.end} {b.text!r}] overlaps span {index[id(a)]} [{a.start}:{a.end} {a.text!r}]",
-                lines[index[id(b)]],
-            )
-        )
-    return problems
+    in_range = [s for s in spans if 0 <= s.start < s.end <= len(text)]
+    return problems + overlap_problems(path, in_range, index, lines.__getitem__)
 
 
 def read_spans_file(path: Path, texts: dict[str, str], unreadable: Collection[str] = ()) -> tuple[Document | None, list[Problem]]:
@@ -211,7 +224,7 @@ def read_spans_file(path: Path, texts: dict[str, str], unreadable: Collection[st
         lines = [None] * len(data["spans"])
     spans = []
     for i, obj in enumerate(data["spans"]):
-        span, error = _parse_span(obj)
+        span, error = parse_span(obj)
         if error:
             problems.append(Problem(where, f"span {i}: {error}", lines[i]))
         else:

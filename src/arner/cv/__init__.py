@@ -13,13 +13,12 @@ Nothing in the outputs depends on the clock, so the same command on CPU gives th
 from __future__ import annotations
 
 import json
-import shlex
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arner.core import atomic, corpus
+from arner.core import atomic, commands, corpus
 from arner.core.corpus import Document, split
 from arner.core.formats import predictions
 from arner.cv.report import FIGURES, figures, markdown, plot_comparison
@@ -171,19 +170,9 @@ def summary(result: SystemResult) -> dict:
 
 
 def command_line(config: Path | None, out: Path, overrides: Sequence[str], systems: Sequence[str], resamples: int, seed: int) -> str:
-    parts = ["arner", "cv"]
-    if config is not None:
-        parts += ["--config", str(config)]
-    parts += ["--out", str(out)]
-    for o in overrides:
-        parts += ["--set", o]
-    if tuple(systems) != SYSTEMS:
-        parts += ["--systems", ",".join(systems)]
-    if resamples != RESAMPLES:
-        parts += ["--resamples", str(resamples)]
-    if seed != SEED:
-        parts += ["--seed", str(seed)]
-    return shlex.join(parts)
+    options = {"config": config, "out": out, "set": list(overrides), "systems": ",".join(systems), "resamples": resamples, "seed": seed}
+    defaults = {"set": [], "systems": ",".join(SYSTEMS), "resamples": RESAMPLES, "seed": SEED}
+    return commands.command_line(["arner", "cv"], options, defaults)
 
 
 def all_predictions(

@@ -21,8 +21,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from arner.core import atomic
-from arner.core.conventions import Span, overlaps, span_problems
-from arner.core.corpus import AnnotationError, Document, Problem, loads_json, read_text
+from arner.core.conventions import Span, span_problems
+from arner.core.corpus import AnnotationError, Document, Problem, loads_json, overlap_problems, parse_span, read_text
 
 ENTITY_KEYS = ("start", "end", "label", "text", "score")
 MISSING_MODES = ("error", "empty")
@@ -67,20 +67,11 @@ def write(path: str | Path, rows: Iterable[Document | Mapping | tuple]) -> None:
 
 
 def _parse_entity(obj: object) -> tuple[Span | None, str | None]:
-    if not isinstance(obj, dict):
-        return None, f"an entity must be an object, got {obj!r}"
-    unknown = sorted(set(obj) - set(ENTITY_KEYS))
-    if unknown:
-        return None, f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(ENTITY_KEYS)})"
-    for key, typ in (("start", int), ("end", int), ("label", str), ("text", str)):
-        if key not in obj:
-            return None, f"missing key {key!r}"
-        if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
-            return None, f"{key!r} must be {typ.__name__}, got {obj[key]!r}"
-    score = obj.get("score")
+    span, error = parse_span(obj, "entity", ENTITY_KEYS)
+    score = obj.get("score") if span is not None else None
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)):
         return None, f"'score' must be a finite number, got {score!r}"
-    return Span(obj["start"], obj["end"], obj["label"], obj["text"]), None
+    return span, error
 
 
 def _check_line(
@@ -117,15 +108,7 @@ def _check_line(
         if not found:
             index[id(span)] = i
             spans.append(span)
-    for a, b in overlaps(spans):
-        problems.append(
-            Problem(
-                where,
-                f"doc {doc!r} entity {index[id(b)]} [{b.start}:{b.end} {b.label} {b.text!r}] overlaps entity {index[id(a)]} "
-                f"[{a.start}:{a.end} {a.label} {a.text!r}]",
-                n,
-            )
-        )
+    problems += overlap_problems(where, spans, index, lambda _: n, "entity", f"doc {doc!r} ", show_label=True)
     return doc, sorted(spans), problems, False
 
 
