@@ -364,3 +364,16 @@ def test_fuzz_malformed_inputs_fail_cleanly_and_lose_nothing(tmp_path, kind):
     rng = random.Random(f"arner-{kind}")  # seeded: a failure replays exactly
     for i in range(FUZZ_CASES):
         _fuzz_one(rng, tmp_path / f"case{i}", kind)
+
+
+def test_a_swap_killed_between_its_renames_is_undone_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    target = tmp_path / "spans"
+    old = tmp_path / f".spans{atomic.TMP_MARK}{dead}-abcd-old"  # what _swap leaves when killed after moving the old folder aside
+    old.mkdir()
+    (old / "doc.json").write_text("kept", encoding="utf-8")
+    atomic.sweep_stale(target)
+    assert (target / "doc.json").read_text(encoding="utf-8") == "kept" and not old.exists()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from arner.cli import app
@@ -181,6 +182,9 @@ def test_predict_cli_bad_inputs(tiny_model, tmp_path):
     assert result.exit_code == 2 and "missing" in result.output
     result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(ok), "--format", "xml"])
     assert result.exit_code == 2
+    for device in ("cudax", "cuda:7" if not torch.cuda.is_available() else "cuda:99"):
+        result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(ok), "--device", device])
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: --device {device}:") and result.stderr.count("\n") == 1
     out = tmp_path / "o.jsonl"
     result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(ok), str(latin1), "--out", str(out)])
     assert result.exit_code == 1 and not out.exists()

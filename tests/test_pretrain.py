@@ -156,8 +156,21 @@ def test_bad_jsonl_names_file_and_line(tmp_path):
         list(iter_texts(TextInput(str(path))))
     assert str(e.value.problems[0]).startswith(f"{path}:2: error:")
     path.write_text('{"text": "a"}\n{"text": \n', encoding="utf-8")
-    with pytest.raises(AnnotationError, match="not valid JSON"):
+    with pytest.raises(AnnotationError, match="bad JSON"):
         list(iter_texts(TextInput(str(path))))
+    path.write_text('{"text": "a"}\n' + "[" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(AnnotationError, match="nested too deep"):
+        list(iter_texts(TextInput(str(path))))
+
+
+def test_a_bad_line_read_by_the_datasets_pipeline_names_file_and_line(tmp_path):
+    from arner.train.pretrain.data import units_dataset
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "a"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(AnnotationError) as e:  # not datasets' DatasetGenerationError, which the CLI would show as a traceback
+        units_dataset([TextInput(str(path))], tmp_path / "cache")
+    assert str(e.value.problems[0]).startswith(f"{path}:2: error:")
 
 
 def test_conll_token_column_matches_read_conll(tmp_path):

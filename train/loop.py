@@ -271,9 +271,13 @@ def check_finite(t: Training, epoch: int, meter: EpochMeter, weights: bool) -> N
     Called where the sums are read anyway (logging steps, epoch end), so it adds no host sync to the
     steps between. The loss sum stays NaN or inf once one batch's loss is; the weights are checked too
     at the epoch end, as an update can break them after the last loss was computed. The flags are
-    reduced over the processes so that all of them stop together.
+    reduced over the processes so that all of them stop together. Under fp16 the loss scaler skips a
+    step whose batch overflowed and training goes on, so there only the weights count.
     """
-    flags = [~torch.isfinite(meter.loss)]
+    if t.accelerator.mixed_precision == "fp16" and not weights:
+        return
+    loss_counts = t.accelerator.mixed_precision != "fp16"
+    flags = [~torch.isfinite(meter.loss) if loss_counts else torch.zeros((), dtype=torch.bool, device=meter.loss.device)]
     if weights:
         flags.append(~torch.stack([torch.isfinite(p).all() for p in t.model.parameters()]).all())
     bad_loss, *bad_weights = t.accelerator.reduce(torch.stack(flags).float(), "sum").tolist()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from arner.core import atomic
+from arner.core.corpus import AnnotationError
 from arner.train.config import ConfigError, PretrainConfig, TextInput
 from arner.train.pretrain.text import all_texts, input_stamps, iter_texts
 
@@ -115,11 +116,17 @@ def unit_records(sources: list[dict]) -> Iterator[dict]:
 
 def units_dataset(inputs: Sequence[TextInput], cache_dir: Path) -> Dataset:
     from datasets import Dataset, Features, Value
+    from datasets.exceptions import DatasetGenerationError
 
     stamps = input_stamps(inputs)
     sources = [{"index": i, "path": x.path, "exclude": x.exclude, "stamp": s} for i, (x, s) in enumerate(zip(inputs, stamps))]
     features = Features({"text": Value("string"), "source": Value("int32")})
-    return Dataset.from_generator(unit_records, gen_kwargs={"sources": sources}, features=features, cache_dir=str(cache_dir))
+    try:
+        return Dataset.from_generator(unit_records, gen_kwargs={"sources": sources}, features=features, cache_dir=str(cache_dir))
+    except DatasetGenerationError as e:  # datasets wraps what the generator raised: a bad input line names its file and line
+        if isinstance(e.__cause__, AnnotationError):
+            raise e.__cause__ from None
+        raise
 
 
 def tokenize_units(units: Dataset, tokenizer, key: str, capacity: int | None = None) -> Dataset:

@@ -7,11 +7,10 @@ works. A bad line is an `AnnotationError` naming the file and the line.
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from arner.core.corpus import AnnotationError, Problem
+from arner.core.corpus import AnnotationError, Problem, loads_json
 from arner.core.public import SKIP_TOKENS
 from arner.train.config import ConfigError, TextInput
 
@@ -49,10 +48,7 @@ def _jsonl_units(path: Path) -> Iterator[tuple[int, str]]:
     for n, line in _lines(path):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AnnotationError([Problem(str(path), f"not valid JSON: {e.msg}", n)]) from None
+        record = loads_json(line, str(path), n)  # bad JSON, nested too deep, a number too long: one problem naming file and line
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise AnnotationError([Problem(str(path), 'expected a JSON object with a string "text" field', n)])
         yield n - 1, record["text"]

@@ -60,7 +60,11 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_stale(target: Path) -> None:
-    """Remove temps of `target` left by dead processes more than an hour ago (the module's rule)."""
+    """Remove temps of `target` left by dead processes more than an hour ago (the module's rule).
+
+    A swap's `-old` copy left by a dead process whose target is missing (it crashed between the
+    two renames) is the old target itself: it is renamed back, at once, not removed.
+    """
     pattern = re.compile(re.escape(f".{target.name}{TMP_MARK}") + r"(\d+)-")
     try:
         entries = list(target.parent.iterdir())
@@ -71,6 +75,10 @@ def sweep_stale(target: Path) -> None:
         if not match or _alive(int(match.group(1))):
             continue
         try:
+            if entry.name.endswith("-old") and not (target.exists() or target.is_symlink()):
+                # a crash between the two renames of a swap: this is the only copy of the old target; put it back
+                os.replace(entry, target)
+                continue
             if time.time() - entry.lstat().st_mtime < STALE_AFTER_S:
                 continue
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()

@@ -94,7 +94,7 @@ def check_heldout(model_dir: Path, doc: str) -> None:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     train_docs, heldout = meta.get("train_docs"), meta.get("heldout_docs")
     if (train_docs is not None and doc in train_docs) or (heldout is not None and heldout != [doc]):
-        raise RuntimeError(f"{meta_path}: the fold model was trained on {train_docs} holding out {heldout}, not holding out {doc!r}")
+        raise ValueError(f"{meta_path}: the fold model was trained on {train_docs} holding out {heldout}, not holding out {doc!r}")
 
 
 def bert_predictions(

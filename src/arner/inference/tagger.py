@@ -41,11 +41,28 @@ class Entity:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device a `--device` value means; a `ValueError` naming it when this machine has no such device.
+
+    torch would otherwise fail only when the model is moved there, with an error that names neither
+    the option nor the fix.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        found = torch.device(device)
+    except RuntimeError as e:  # a string torch does not parse
+        raise ValueError(f"--device {device}: {e}") from None
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: no CUDA device is available here (use --device cpu or auto)")
+        if found.index is not None and found.index >= count:
+            raise ValueError(f"--device {device}: there are only {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
+    elif found.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here (use --device cpu or auto)")
+    return found
 
 
 class Tagger:

@@ -9,27 +9,10 @@ if TYPE_CHECKING:
 
 
 def check_device(name: str) -> torch.device:
-    """The torch device `name` means, or a one-line `ValueError` when this machine has no such device.
-
-    torch would otherwise fail only when the model is moved there, with an error that names neither
-    the option nor the fix."""
-    import torch
-
+    """The torch device `name` means, or a one-line `ValueError` when this machine has no such device (the Tagger's rule)."""
     from arner.inference import resolve_device
 
-    try:
-        device = resolve_device(name)
-    except RuntimeError as e:  # a device string torch does not parse (ServeSettings lets only known forms through)
-        raise ValueError(f"--device {name}: {e}") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"--device {name}: no CUDA device is available here (use --device cpu or auto)")
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"--device {name}: there are only {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: MPS is not available here (use --device cpu or auto)")
-    return device
+    return resolve_device(name)
 
 
 def default_threads(device: torch.device) -> int | None:
