@@ -7,6 +7,17 @@
   are moved out with `conventions.strip_proclitics` as the spec requires.
 
 Both are deterministic: same training documents, same predictions.
+
+**One-to-one label maps only.** Both learn from single labels: neither can marginalize over a
+set of allowed tags as the neural trainer does (arner.train.partial). Public corpora therefore
+reach them through `arner.core.public.load`, which reads every corpus through a one-to-one map:
+the entry's `label_map` when that is one-to-one, else its `label_map_one_to_one`, else the
+reference `label_map.tsv` beside the corpus (e.g. `../shared/external/anercorp/label_map.tsv`:
+LOC -> PLACE, MISC -> O, no DATE). So with a set-valued map the baselines and the BERT do not
+train on the same labels: report them as such. A corpus's `weight` does not apply here (it samples
+the trainer's documents); `max_words` does (it is applied when the corpus is read). `fit` refuses
+documents that carry allowed-tag sets (`PartialDocument`) rather than silently keeping only their
+definite spans.
 """
 
 from __future__ import annotations
@@ -28,6 +39,17 @@ from arner.core.conventions import (
     words,
 )
 from arner.core.corpus import Document
+
+
+def one_to_one(documents: Sequence[Document], system: str) -> Sequence[Document]:
+    """`documents`, refused if any carries allowed-tag sets: a baseline needs single labels (see the module docstring)."""
+    partial = next((d.doc for d in documents if getattr(d, "word_sets", None) is not None), None)
+    if partial is not None:
+        raise ValueError(
+            f"the {system} baseline cannot train on set-valued labels (document {partial!r}): "
+            "read public corpora with arner.core.public.load, through a one-to-one label map"
+        )
+    return documents
 
 
 def proclitic_starts(word: Word) -> list[int]:
@@ -56,7 +78,7 @@ class Memorization:
 
     def fit(self, documents: Sequence[Document]) -> Memorization:
         counts: dict[str, Counter] = {}
-        for d in documents:
+        for d in one_to_one(documents, self.name):
             for s in d.spans:
                 counts.setdefault(s.text, Counter())[s.label] += 1
         self.labels = {text: max(LABELS, key=lambda lab, c=c: (c[lab], -LABELS.index(lab))) for text, c in counts.items()}
@@ -175,7 +197,12 @@ def word_features(text: str, ws: Sequence[Word], i: int) -> dict[str, str | floa
 
 
 class CRF:
-    """sklearn-crfsuite CRF (L-BFGS, elastic net) on word features; deterministic."""
+    """sklearn-crfsuite CRF (L-BFGS, elastic net) on word features; deterministic.
+
+    A linear-chain CRF could in principle marginalize over partial labels (Tsuboi et al. 2008), but
+    crfsuite trains on one tag per word only: public corpora reach it through one-to-one maps
+    (`arner.core.public.load`), and `fit` refuses documents with allowed-tag sets.
+    """
 
     name = "crf"
 
@@ -190,7 +217,7 @@ class CRF:
     def fit(self, documents: Sequence[Document]) -> CRF:
         import sklearn_crfsuite
 
-        self.known = frozenset(s.text for d in documents for s in d.spans)
+        self.known = frozenset(s.text for d in one_to_one(documents, self.name) for s in d.spans)
         xs, ys = [], []
         for d in documents:
             for ws in paragraph_words(d.text):

@@ -95,3 +95,13 @@ def test_crf_moves_known_proclitics_out():
     text = "قال بوتين إن روسيا وأوكرانيا"
     (spans,) = crf.predict([text])
     assert "أوكرانيا" in [s.text for s in spans] and all(not s.text.startswith("وأ") for s in spans)
+
+
+@pytest.mark.parametrize("system", [CRF, Memorization])
+def test_baselines_refuse_set_valued_labels(system):
+    from arner.core.public import PartialDocument
+
+    text = "زار موسكو"
+    partial = PartialDocument("p", text, [], [("O", "B-DATE", "I-DATE"), ("B-ACTOR", "B-PLACE")])
+    with pytest.raises(ValueError, match=f"the {system.name} baseline cannot train on set-valued labels .*'p'.*one-to-one"):
+        system().fit([doc(text, ("موسكو", "PLACE")), partial])

@@ -67,8 +67,11 @@ def test_to_dict_is_the_plain_dict_of_before():
         "name": "anercorp-train",
         "files": ["anercorp/train.conll"],
         "label_map": "",
+        "label_map_one_to_one": "",
         "exclude": "",
         "sentences_per_document": 20,
+        "weight": 1.0,
+        "max_words": 0,
     }
 
 
@@ -118,7 +121,7 @@ def one_line_error(path, overrides=()) -> str:
         ("learning_rate=abc", "learning_rate must be float (got 'abc')"),
         (
             "extra_train=[{files: [a.conll], foo: 1}]",
-            "unknown key extra_train[0].foo (known: exclude, files, label_map, name, sentences_per_document)",
+            "unknown key extra_train[0].foo (known: exclude, files, label_map, label_map_one_to_one, max_words, name, sentences_per_document, weight)",
         ),
         ("extra_train=[{files: []}]", "extra_train[0].files must list at least one file (got [])"),
     ],

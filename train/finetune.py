@@ -6,7 +6,13 @@ epoch on the held-out article, for early stopping and the log) and `score_final`
 `arner.eval.training.train` is the call with both wired in.
 
 What cannot make a model is refused before the output folder is touched: no training documents, none
-with a word to label, a `max_length` beyond the base model's positions.
+with a word to label, a `max_length` beyond the base model's positions, a bad label map.
+
+Public corpora (`extra_train`) are read through their label maps (`arner.core.public.load_training`).
+A set-valued map gives words that allow several tags; the run then trains a `PartialLabelModel`
+(marginal likelihood over each word's allowed tags, arner.train.partial) around the Hugging Face
+model, and publishes the inner model, so the output loads like any other. Each corpus trains on
+`weighted(documents, weight, seed)`: the same documents for every cv fold.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from arner.core import public as external
 from arner.core.conventions import ID2TAG, TAG2ID, words
 from arner.core.corpus import Document, split
 from arner.train.config import TrainConfig
-from arner.train.data import IGNORE, fingerprint, window_examples
+from arner.train.data import IGNORE, TagSets, fingerprint, weighted, window_examples
 from arner.train.loop import fit, make_accelerator, prepare_output, publish, save_model
 from arner.train.model import check_positions, resolve
+from arner.train.partial import PartialLabelModel, inner
 
 # (model, tokenizer, documents, device) -> scores; held-out scores must hold "strict_f1"
 HeldoutScorer = Callable[[object, object, Sequence[Document], object], dict]
@@ -34,7 +41,12 @@ def load_training_documents(config: TrainConfig, fold: int | None) -> tuple[list
     if not documents and (config.train_on_articles or fold is not None):
         raise ValueError(f"no training documents in {config.annotations}: it holds no annotated article (articles/*.txt + spans/*.json)")
     train_docs, heldout_docs = split(documents, fold)
-    extra = {entry.name or entry.files[0]: external.load(entry, config.external_root) for entry in config.extra_train}
+    extra = {
+        entry.name or entry.files[0]: weighted(
+            external.load_training(entry, config.external_root), entry.weight, config.seed, entry.name or entry.files[0]
+        )
+        for entry in config.extra_train
+    }
     articles = train_docs if config.train_on_articles else []
     trained = articles + [d for docs in extra.values() for d in docs]
     sources = f"{config.annotations}" + (f" and extra_train {', '.join(extra)}" if extra else "")
@@ -76,11 +88,21 @@ def load_base(config: TrainConfig, config_path: str, accelerator, train_docs: Se
     return tokenizer, model
 
 
-def training_features(tokenizer, config: TrainConfig, documents: Sequence[Document]) -> tuple[list[dict], object]:
+def label_sets(config: TrainConfig) -> TagSets:
+    """The registry of allowed-tag sets of the configured maps (empty when every map is one-to-one)."""
+    maps = [external.read_label_map(external.training_map_path(e, config.external_root)) for e in config.extra_train]
+    return TagSets.from_maps(m for m in maps if not external.is_one_to_one(m))
+
+
+def training_features(
+    tokenizer, config: TrainConfig, documents: Sequence[Document], sets: TagSets | None = None
+) -> tuple[list[dict], object]:
     """Windows with aligned labels, and the collator that pads them."""
     from transformers import DataCollatorForTokenClassification
 
-    examples = [ex for d in documents for ex in window_examples(tokenizer, d, config.max_length, config.stride, config.label_all_subwords)]
+    examples = [
+        ex for d in documents for ex in window_examples(tokenizer, d, config.max_length, config.stride, config.label_all_subwords, sets)
+    ]
     # a window with no labelled token teaches nothing, and a batch of them only would make the loss NaN (a mean over none)
     features = [{"input_ids": ex["input_ids"], "labels": ex["labels"]} for ex in examples if any(t != IGNORE for t in ex["labels"])]
     if not features:
@@ -97,12 +119,21 @@ def metadata(config: TrainConfig, fold: int | None, article_docs, heldout_docs, 
         "base_model": config.model if config.model != "tiny" else tiny,
         "fold": fold,
         "train_docs": [d.doc for d in article_docs],
-        "extra_train": {name: {"documents": len(docs), "spans": sum(len(d.spans) for d in docs)} for name, docs in extra.items()},
+        "extra_train": {name: corpus_summary(docs) for name, docs in extra.items()},
         "heldout_docs": [d.doc for d in heldout_docs],
         "data_fingerprint": fingerprint(train_docs + heldout_docs),
         "train_fingerprint": fingerprint(train_docs),
         "metrics": final,
     }
+
+
+def corpus_summary(docs: Sequence[Document]) -> dict:
+    """What arner.json says of a public corpus a run trained on (after max_words and weight)."""
+    partial = [d for d in docs if getattr(d, "word_sets", None) is not None]
+    summary = {"documents": len(docs), "words": sum(len(words(d.text)) for d in docs), "spans": sum(len(d.spans) for d in docs)}
+    if partial:  # spans counts the definite entities only; these words allow several tags
+        summary["words_with_tag_sets"] = sum(len(s) > 1 for d in partial for s in d.word_sets)
+    return summary
 
 
 def train(
@@ -121,22 +152,26 @@ def train(
     accelerator = make_accelerator(config)
     article_docs, heldout_docs, extra = load_training_documents(config, fold)
     train_docs = article_docs + [d for docs in extra.values() for d in docs]
+    sets = label_sets(config)
     base = pretrained_base(config, config_path, accelerator)
     checkpoints = prepare_output(accelerator, output, resume)
     tokenizer, model = load_base(config, config_path, accelerator, train_docs, checkpoints, base)
-    features, collator = training_features(tokenizer, config, train_docs)
+    features, collator = training_features(tokenizer, config, train_docs, sets)
+    if len(sets):  # some words allow several tags: the loss marginalizes over them; the inner model is published
+        model = PartialLabelModel(model, sets.masks())
 
     evaluate = None
     if heldout_docs and score_heldout is not None:
 
         def evaluate(m):
-            return score_heldout(m, tokenizer, heldout_docs, accelerator.device)
+            return score_heldout(inner(m), tokenizer, heldout_docs, accelerator.device)
 
     best = checkpoints / "best"
-    on_improve = (lambda m: save_model(m, tokenizer, best)) if config.load_best_model_at_end else None
+    on_improve = (lambda m: save_model(inner(m), tokenizer, best)) if config.load_best_model_at_end else None
     model, state = fit(
         accelerator, model, features, collator, config, output, resume, evaluate=evaluate, score_key="strict_f1", on_improve=on_improve
     )
+    model = inner(model)
 
     history = state["history"]
     final = {"epochs_run": state["epoch"], "global_step": state["global_step"], "final_loss": history[-1]["loss"] if history else None}
