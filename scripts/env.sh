@@ -5,7 +5,8 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_
 if [ ! -x .venv/bin/arner ] || [ pyproject.toml -nt .venv/.installed ]; then
   python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  # torch first, pinned: on the project's machines this is the CPU build from local disk.
+  # torch first, pinned to the version the project is tested with. Which build pip takes depends on the machine's
+  # package index: on the project's machines (no GPU) it is the CPU build, from local disk; elsewhere PyPI's default.
   .venv/bin/python -m pip install -q "torch==2.13.0"
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch .venv/.installed

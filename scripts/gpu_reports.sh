@@ -16,12 +16,12 @@ for part in "${parts[@]}"; do
   case "$part" in
     train-report) step python scripts/train_report.py ;;
     bench-train)
-      step arner bench train --model bert-base --tokens 500000 --epochs 3
-      step arner bench train --model tiny --tokens 1000000 --epochs 3
+      step arner bench train --model bert-base --tokens 500000 --epochs 3 --out reports/bench
+      step arner bench train --model tiny --tokens 1000000 --epochs 3 --out reports/bench
       ;;
     bench-infer)
-      step arner bench infer --model bert-base --tokens 200000 --batch-sizes 1,8,32,128 --lengths 128,512,2048,8192
-      step arner bench infer --model tiny --tokens 60000 --batch-sizes 1,8,32,128 --lengths 128,512,2048
+      step arner bench infer --model bert-base --tokens 200000 --batch-sizes 1,8,32,128 --lengths 128,512,2048,8192 --out reports/bench
+      step arner bench infer --model tiny --tokens 60000 --batch-sizes 1,8,32,128 --lengths 128,512,2048 --out reports/bench
       ;;
     *) echo "unknown part: $part (train-report, bench-train, bench-infer)" >&2; exit 2 ;;
   esac

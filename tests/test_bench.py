@@ -1,6 +1,7 @@
 """`arner bench train|infer`: smoke runs on CPU at tiny sizes (reports, keys, positive figures; speed is never asserted)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,3 +189,12 @@ def test_committed_reports_render_to_their_markdown(path):
     markdown = (train_markdown if report["bench"] == "train" else infer_markdown)(report)
     committed = path.with_suffix(".md").read_text(encoding="utf-8")
     assert markdown == committed
+
+
+def test_bench_reports_go_to_runs_by_default_never_over_the_committed_ones():
+    import typer.main
+
+    bench = typer.main.get_command(app).commands["bench"]
+    for name in ("train", "infer"):
+        (out,) = [p for p in bench.commands[name].params if p.name == "out"]
+        assert Path(out.default).parts[0] == "runs"

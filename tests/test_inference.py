@@ -143,6 +143,7 @@ def test_predict_cli_writes_predictions_that_eval_reads(tiny_model, tmp_path, ar
     out = tmp_path / "pred.jsonl"
     result = runner.invoke(app, ["predict", "--model", str(tiny_model), *files, "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {out} (jsonl, 5 documents, ") and result.stdout.endswith(" entities)\n")
     docs = predictions.read(out, articles)
     assert [d.doc for d in docs] == [d.doc for d in articles] and all(d.spans for d in docs)
 

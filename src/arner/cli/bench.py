@@ -10,6 +10,9 @@ import typer
 from arner.cli.errors import handle_errors
 from arner.cli.options import DEVICE
 
+# not reports/bench: a run with the defaults must not overwrite the committed reports (give --out reports/bench for that)
+DEFAULT_OUT = Path("runs/bench")
+
 app = typer.Typer(no_args_is_help=True, help="Throughput against Hugging Face defaults; reports in OUT/<device>/NAME.{json,md}.")
 BENCH_MODEL = typer.Option(help="tiny (configs/tiny.yaml) or bert-base (AraBERT v0.2's shape, random weights).")
 
@@ -23,7 +26,7 @@ def bench_train_command(
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size for both loops (default: the config's).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Run config (default configs/tiny.yaml or configs/arabert-v02.yaml).")] = None,
     annotations: Annotated[Path, typer.Option(help="Annotation folder whose articles make the data.")] = Path("annotations"),
-    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json and .md.")] = Path("reports/bench"),
+    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json and .md.")] = DEFAULT_OUT,
     name: Annotated[Optional[str], typer.Option(help="Report name (default train-MODEL).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for data order and weights.")] = 42,
     repeats: Annotated[int, typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")] = 1,
@@ -55,9 +58,7 @@ def bench_infer_command(
     device: Annotated[str, DEVICE] = "auto",
     config: Annotated[Optional[Path], typer.Option(help="Run config for max_length and stride (default per model).")] = None,
     annotations: Annotated[Path, typer.Option(help="Annotation folder whose articles make the texts.")] = Path("annotations"),
-    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json, .md and .png.")] = Path(
-        "reports/bench"
-    ),
+    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json, .md and .png.")] = DEFAULT_OUT,
     name: Annotated[Optional[str], typer.Option(help="Report name (default infer-MODEL).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for text order and weights.")] = 42,
     repeats: Annotated[int, typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")] = 1,

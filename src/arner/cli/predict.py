@@ -35,6 +35,9 @@ def predict(
     check_out(fmt, out)  # a brat --out that would be refused is refused before the tagging, not after
     docs = read_inputs(inputs or [])
     tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
-    text = render(fmt, docs, tagger.predict([t for _, t in docs]), out)
+    entities = tagger.predict([t for _, t in docs])
+    text = render(fmt, docs, entities, out)
     if text is not None:
         sys.stdout.write(text)
+    else:  # written to --out: say so, as eval and export do
+        typer.echo(f"wrote {out} ({fmt}, {len(docs)} documents, {sum(map(len, entities))} entities)")
