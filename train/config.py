@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from arner.core.public import ExternalCorpus
+from arner.core.public import ExternalCorpus, yaml_number
 from arner.train.config_io import ConfigError, clip, describe, dotted, parse_yaml, read_yaml
 
 SCRATCH = "scratch"
@@ -24,21 +24,11 @@ MAX_POSITIONS = 512  # the encoders used here (BERT, XLM-R) have 512 positions
 MAX_SIZE = 1_000_000  # any model size or vocabulary beyond this is a typo, not a model
 
 
-def _yaml_float(value: Any) -> Any:
-    """YAML 1.1 reads 2e-5 (no dot) as a string: take the number it spells ("abc" is left to be refused)."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 # Strict types: an int key refuses 2.5, 2.0, True and "3"; a bool key refuses 1 and "yes"; a str key refuses 3.
 # A float key takes ints and numeric strings; allow_inf_nan=False refuses NaN and inf (also spelled as strings).
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
-Float = Annotated[float, BeforeValidator(_yaml_float), Strict()]
+Float = Annotated[float, BeforeValidator(yaml_number), Strict()]
 NonNegative = Annotated[int, Strict(), Field(ge=0)]
 Count = Annotated[int, Strict(), Field(ge=1)]
 Size = Annotated[int, Strict(), Field(ge=1, le=MAX_SIZE)]

@@ -69,8 +69,8 @@ class PartialDocument(Document):
     word_sets: list[tuple[str, ...]] = field(default_factory=list)
 
 
-def _number(value: Any) -> Any:
-    """YAML 1.1 reads 2e-1 (no dot) as a string: take the number it spells."""
+def yaml_number(value: Any) -> Any:
+    """YAML 1.1 reads 2e-5 (no dot) as a string: take the number it spells ("abc" is left to be refused)."""
     if isinstance(value, str):
         try:
             return float(value)
@@ -98,7 +98,7 @@ class ExternalCorpus(BaseModel):
     exclude: Annotated[str, Strict()] = ""  # file of 0-based sentence indices to drop (e.g. NewsFANE's overlap with ANERcorp test)
     sentences_per_document: Annotated[int, Strict(), Field(ge=1)] = 20
     # training documents relative to the corpus's size (arner.train.data.weighted): 1 all, 0.2 a fifth (seeded by the run's seed), 2 each twice
-    weight: Annotated[float, BeforeValidator(_number), Strict(), Field(gt=0, le=100)] = 1.0
+    weight: Annotated[float, BeforeValidator(yaml_number), Strict(), Field(gt=0, le=100)] = 1.0
     max_words: Annotated[int, Strict(), Field(ge=0)] = 0  # read at most this many tokens (whole documents; 0: all)
 
 
