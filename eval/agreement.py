@@ -28,8 +28,9 @@ class Disagreement:
 
 def disagreements(a: Document, b: Document) -> list[Disagreement]:
     """Spans not shared exactly, paired with the overlapping span of the other pass when there is one."""
-    only_a = [s for s in a.spans if s not in set(b.spans)]
-    only_b = [s for s in b.spans if s not in set(a.spans)]
+    in_a, in_b = set(a.spans), set(b.spans)
+    only_a = [s for s in a.spans if s not in in_b]
+    only_b = [s for s in b.spans if s not in in_a]
     out, used = [], set()
     for s in only_a:
         match = next((t for t in only_b if t.start < s.end and s.start < t.end and t not in used), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from arner.core import atomic, corpus
+from arner.core import atomic, corpus, defaults
 from arner.core.corpus import Document
 from arner.core.formats import predictions
 from arner.core.public import ExternalCorpus
@@ -23,7 +23,8 @@ def select_documents(documents: Sequence[Document], selected: Sequence[str], gol
     unknown = [d for d in selected if d not in known]
     if unknown:
         raise ValueError(f"unknown doc(s) {', '.join(unknown)} in {gold} (known: {', '.join(sorted(known))})")
-    return [d for d in documents if not selected or d.doc in set(selected)]
+    wanted = set(selected)
+    return [d for d in documents if not wanted or d.doc in wanted]
 
 
 def run(
@@ -36,7 +37,7 @@ def run(
     resamples: int = RESAMPLES,
     seed: int = SEED,
     device: str = "auto",
-    batch_size: int = 16,
+    batch_size: int = defaults.BATCH_SIZE,
     external: Sequence[ExternalCorpus] = (),
     external_root: Path = Path("../shared/external"),
 ) -> dict:
@@ -45,6 +46,7 @@ def run(
         raise ValueError("give exactly one of --pred FILE or --model MODEL_DIR")
     if external and model is None:
         raise ValueError("--external needs --model (the model tags the public corpus)")
+    atomic.check_owned(atomic.check_target(out), OUTPUT_FILES, "arner eval output")  # before the tagging and scoring, not after
     documents = corpus.load(gold)
     gold_docs = select_documents(documents, docs, gold)
     tagger = None
@@ -72,10 +74,7 @@ def write_public_scores(folder: Path, tagger, entries: Sequence[ExternalCorpus],
     """`external.json` and a section of `report.md`: the model on public test corpora."""
     from arner.eval.public_scores import markdown, score_corpus
 
-    def predict(texts):
-        return [[e.span() for e in doc] for doc in tagger(texts)]
-
-    scores = {e.name: score_corpus(predict, e, root) for e in entries}
+    scores = {e.name: score_corpus(tagger.spans, e, root) for e in entries}
     (folder / "external.json").write_text(dumps(scores), encoding="utf-8")
     with (folder / "report.md").open("a", encoding="utf-8") as f:
         f.write("\n" + markdown(scores))

@@ -25,9 +25,9 @@ def heldout_scorer(config: TrainConfig) -> finetune.HeldoutScorer:
 
     def score(model, tokenizer, documents: Sequence[Document], device) -> dict:
         was_training = model.training
-        predicted = make_tagger(model, tokenizer, config, device).predict([d.text for d in documents])
+        predicted = make_tagger(model, tokenizer, config, device).spans([d.text for d in documents])
         model.train(was_training)
-        scores = span_scores([d.spans for d in documents], [[e.span() for e in doc] for doc in predicted])
+        scores = span_scores([d.spans for d in documents], predicted)
         strict = scores["strict"]["micro"]
         return {
             "strict_precision": strict["precision"],
@@ -44,12 +44,8 @@ def external_scorer(config: TrainConfig) -> finetune.FinalScorer:
     from arner.eval.public_scores import headline, score_corpus
 
     def score(model, tokenizer, device) -> dict:
-        tagger = make_tagger(model, tokenizer, config, device)
-
-        def predict(texts):
-            return [[e.span() for e in doc] for doc in tagger.predict(texts)]
-
-        return {"external": {e.name or e.files[0]: headline(score_corpus(predict, e, config.external_root)) for e in config.external_test}}
+        spans = make_tagger(model, tokenizer, config, device).spans
+        return {"external": {e.key: headline(score_corpus(spans, e, config.external_root)) for e in config.external_test}}
 
     return score
 

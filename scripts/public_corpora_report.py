@@ -21,6 +21,8 @@ from pathlib import Path
 from arner.core import atomic
 from arner.core.conventions import LABELS
 from arner.core.tables import table
+from arner.eval.report import fmt as f3
+from arner.eval.report import interval
 
 SETTINGS = (
     ("articles only", "articles-only"),
@@ -28,14 +30,6 @@ SETTINGS = (
     ("articles + public, partial labels", "partial"),
 )
 CORPORA = ("anercorp-test", "wojood-test")
-
-
-def f3(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def interval(block: dict) -> str:
-    return f"{f3(block['estimate'])} [{f3(block['low'])}, {f3(block['high'])}]"
 
 
 def load(out: Path) -> dict[str, dict]:

@@ -53,3 +53,17 @@ def tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "model"
     train(load_config(REPO / "configs" / "tiny.yaml", ["epochs=20", "progress_bar=false", f"annotations={ANNOTATIONS}"]), out)
     return out
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every path under `root` (hidden ones included) with its bytes, links by their target."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        key = str(p.relative_to(root))
+        if p.is_symlink():
+            out[key] = b"-> " + os.readlink(p).encode()
+        elif p.is_file():
+            out[key] = p.read_bytes()
+        else:
+            out[key] = b"<dir>"
+    return out

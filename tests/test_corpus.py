@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from arner.cli import app
 from arner.core import atomic, corpus
 
-from conftest import ANNOTATIONS, SHARED, TEXT, span, write_folder
+from conftest import ANNOTATIONS, SHARED, TEXT, snapshot, span, write_folder
 
 runner = CliRunner()
 
@@ -149,10 +149,6 @@ def test_stats_counts(good_folder):
     assert d["words_in_spans"] == {"ACTOR": 2, "PLACE": 1, "DATE": 2, "total": 5}
     table = runner.invoke(app, ["annotations", "stats", str(good_folder)]).output
     assert "| doc1 | 7 | 2 | 1 | 1 | 4 |" in table
-
-
-def snapshot(root):
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(root.rglob("*"))}
 
 
 def test_save_with_a_lone_surrogate_fails_before_touching_the_folder(good_folder):

@@ -22,23 +22,9 @@ from arner.core.conventions import Span
 from arner.core.corpus import AnnotationError, Document
 from arner.core.formats import EXPORTERS, IMPORTERS, brat, texts
 
-from conftest import ANNOTATIONS, TEXT, span, write_folder
+from conftest import ANNOTATIONS, TEXT, snapshot, span, write_folder
 
 runner = CliRunner()
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every path under `root` (hidden ones included) with its bytes, links by their target."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        key = str(p.relative_to(root))
-        if p.is_symlink():
-            out[key] = b"-> " + os.readlink(p).encode()
-        elif p.is_file():
-            out[key] = p.read_bytes()
-        else:
-            out[key] = b"<dir>"
-    return out
 
 
 # --- doc ids used as file names -------------------------------------------------------------

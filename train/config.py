@@ -137,7 +137,7 @@ class TrainConfig(LoopConfig):
             names: set[str] = set()
             for i, entry in enumerate(getattr(self, section)):
                 _rule(bool(entry.files), f"{section}[{i}].files", "must list at least one file", entry.files)
-                name = entry.name or entry.files[0]
+                name = entry.key
                 _rule(name not in names, f"{section}[{i}].name", f"is used twice in {section} (give each corpus its own name)", name)
                 names.add(name)
         for i, entry in enumerate(self.external_test):  # weight samples training documents: on a test corpus it would mean nothing

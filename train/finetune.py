@@ -35,16 +35,19 @@ HeldoutScorer = Callable[[object, object, Sequence[Document], object], dict]
 FinalScorer = Callable[[object, object, object], dict]  # (model, tokenizer, device) -> named scores
 
 
-def load_training_documents(config: TrainConfig, fold: int | None) -> tuple[list[Document], list[Document], dict[str, list[Document]]]:
-    """(articles trained on, held-out articles, public corpora by name) for a run; none to train on is a ValueError."""
+def load_training_documents(
+    config: TrainConfig, fold: int | None
+) -> tuple[list[Document], list[Document], dict[str, list[Document]], list[Document]]:
+    """(articles trained on, held-out articles, public corpora by name, all documents trained on) for a run.
+
+    None to train on is a ValueError.
+    """
     documents = corpus.load(config.annotations)
     if not documents and (config.train_on_articles or fold is not None):
         raise ValueError(f"no training documents in {config.annotations}: it holds no annotated article (articles/*.txt + spans/*.json)")
     train_docs, heldout_docs = split(documents, fold)
     extra = {
-        entry.name or entry.files[0]: weighted(
-            external.load_training(entry, config.external_root), entry.weight, config.seed, entry.name or entry.files[0]
-        )
+        entry.key: weighted(external.load_training(entry, config.external_root), entry.weight, config.seed, entry.key)
         for entry in config.extra_train
     }
     articles = train_docs if config.train_on_articles else []
@@ -55,7 +58,7 @@ def load_training_documents(config: TrainConfig, fold: int | None) -> tuple[list
         raise ValueError(f"no training documents in {sources}{held}")
     if not any(words(d.text) for d in trained):
         raise ValueError(f"no training windows: none of the {len(trained)} training documents in {sources} holds a word to label")
-    return articles, heldout_docs, extra
+    return articles, heldout_docs, extra, trained
 
 
 def pretrained_base(config: TrainConfig, config_path: str, accelerator) -> str | None:
@@ -150,8 +153,7 @@ def train(
 
     output = Path(output)
     accelerator = make_accelerator(config)
-    article_docs, heldout_docs, extra = load_training_documents(config, fold)
-    train_docs = article_docs + [d for docs in extra.values() for d in docs]
+    article_docs, heldout_docs, extra, train_docs = load_training_documents(config, fold)
     sets = label_sets(config)
     base = pretrained_base(config, config_path, accelerator)
     checkpoints = prepare_output(accelerator, output, resume)

@@ -21,12 +21,7 @@ import torch
 
 from arner.train.batches import EpochBatches
 from arner.train.checkpoints import (
-    LOG_FILE,
-    STATE_FILE,
-    CheckpointError,
-    LogError,
     RunLog,
-    epoch_checkpoints,
     last_checkpoint,
     load_checkpoint,
     prepare_output,
@@ -39,14 +34,9 @@ from arner.train.config import LoopConfig
 from arner.train.optim import make_optimizer, make_scheduler, planned_steps
 
 __all__ = [
-    "LOG_FILE",
-    "STATE_FILE",
-    "CheckpointError",
     "EpochBatches",
-    "LogError",
     "Training",
     "TrainingDiverged",
-    "epoch_checkpoints",
     "fit",
     "last_checkpoint",
     "make_accelerator",
@@ -54,7 +44,6 @@ __all__ = [
     "prepare_output",
     "publish",
     "read_log",
-    "save_checkpoint",
     "save_model",
     "train_epoch",
 ]
@@ -116,7 +105,7 @@ def start(
     """Batches, optimizer and schedule, prepared by accelerate; restored from the last checkpoint when resuming."""
     from tqdm.auto import tqdm
 
-    lengths = list(lengths) if lengths is not None else [len(f["input_ids"]) for f in features]
+    lengths = lengths if lengths is not None else [len(f["input_ids"]) for f in features]
     sampler = EpochBatches(lengths, config.batch_size, config.seed, config.group_by_length)
     loader = torch.utils.data.DataLoader(features, batch_sampler=sampler, collate_fn=collator)
     optimizer = make_optimizer(model, config)
@@ -274,10 +263,10 @@ def check_finite(t: Training, epoch: int, meter: EpochMeter, weights: bool) -> N
     reduced over the processes so that all of them stop together. Under fp16 the loss scaler skips a
     step whose batch overflowed and training goes on, so there only the weights count.
     """
-    if t.accelerator.mixed_precision == "fp16" and not weights:
+    fp16 = t.accelerator.mixed_precision == "fp16"
+    if fp16 and not weights:
         return
-    loss_counts = t.accelerator.mixed_precision != "fp16"
-    flags = [~torch.isfinite(meter.loss) if loss_counts else torch.zeros((), dtype=torch.bool, device=meter.loss.device)]
+    flags = [torch.zeros((), dtype=torch.bool, device=meter.loss.device) if fp16 else ~torch.isfinite(meter.loss)]
     if weights:
         flags.append(~torch.stack([torch.isfinite(p).all() for p in t.model.parameters()]).all())
     bad_loss, *bad_weights = t.accelerator.reduce(torch.stack(flags).float(), "sum").tolist()

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-IGNORE = -100
+from arner.train.data import IGNORE
 
 
 class PartialLabelLoss(nn.Module):
@@ -45,11 +45,12 @@ class PartialLabelLoss(nn.Module):
         self.register_buffer("masks", torch.as_tensor(masks, dtype=torch.bool), persistent=False)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.per_token(logits, labels).sum() / (labels != IGNORE).sum()
-
-    def per_token(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Each position's loss, 0 where the label is IGNORE (static shapes: no boolean indexing, for torch.compile)."""
         active = labels != IGNORE
+        return self.per_token(logits, labels, active).sum() / active.sum()
+
+    def per_token(self, logits: torch.Tensor, labels: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """Each position's loss, 0 where the label is IGNORE (static shapes: no boolean indexing, for torch.compile)."""
+        active = labels != IGNORE if active is None else active
         # in fp32 under mixed precision, as transformers' cross-entropy is
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         allowed = self.masks[labels.masked_fill(~active, 0)]

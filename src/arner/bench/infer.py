@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arner.bench.data import cut_texts, repeat_documents, token_counts
-from arner.bench.machine import PeakMemory, device_name, machine, sync, timed, with_threads
+from arner.bench.machine import PeakMemory, report_header, sync, timed, with_threads
 from arner.bench.models import build_model, classifier_folder, load_bench_config
 from arner.bench.report import infer_markdown, plot, write_report
 from arner.core import corpus
-from arner.core.machine import versions
 
 SYSTEMS = ("tagger", "pipeline")
 
@@ -175,14 +174,10 @@ def infer_report(model: str, s: InferSetup, sweep: dict, by_length: dict, run: d
     default = {"tagger": next(r for r in sweep["tagger"] if r["batch_size"] == s.tagger_default), "pipeline": sweep["pipeline"][0]}
     ratio_default = default["tagger"]["documents_per_second"] / default["pipeline"]["documents_per_second"]
     ratio_best = best["tagger"]["documents_per_second"] / best["pipeline"]["documents_per_second"]
-    device = device_name()
+    header = report_header("infer", model, run)
+    device = header["device"]
     return {
-        "bench": "infer",
-        "name": run["name"] or f"infer-{model}",
-        "command": run["command"],
-        "device": device,
-        "machine": machine(),
-        "versions": versions(),
+        **header,
         "model": {"name": model, "parameters": sum(p.numel() for p in tagger.model.parameters()), **s.head},
         "dtype": {"tagger": str(next(tagger.model.parameters()).dtype), "pipeline": str(next(pipe.model.parameters()).dtype)},
         "window": {"max_length": tagger.max_length, "stride": tagger.stride, "pipeline_model_max_length": pipe.tokenizer.model_max_length},

@@ -54,6 +54,20 @@ def machine() -> dict:
     return info
 
 
+def report_header(bench: str, model: str, run: dict) -> dict:
+    """The keys every bench report starts with: what ran, the command, and the machine it ran on."""
+    from arner.core.machine import versions
+
+    return {
+        "bench": bench,
+        "name": run["name"] or f"{bench}-{model}",
+        "command": run["command"],
+        "device": device_name(),
+        "machine": machine(),
+        "versions": versions(),
+    }
+
+
 def sync() -> None:
     """Wait for queued GPU work, so that a clock read after it includes it."""
     if torch.cuda.is_available():

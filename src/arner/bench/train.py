@@ -17,12 +17,11 @@ from pathlib import Path
 import torch
 
 from arner.bench.data import repeat_documents, token_counts
-from arner.bench.machine import PeakMemory, device_name, machine, peak_tflops, sync, timed, with_threads
+from arner.bench.machine import PeakMemory, peak_tflops, report_header, sync, timed, with_threads
 from arner.bench.models import ARABERT_V02, build_model, load_bench_config
 from arner.bench.report import train_markdown, write_report
 from arner.core import corpus
 from arner.core.conventions import ID2TAG, TAG2ID
-from arner.core.machine import versions
 
 
 def flops_per_token(model: torch.nn.Module, seq_len: float) -> float:
@@ -179,14 +178,12 @@ def run_trainer(base: Path, tokenizer, features: list[dict], cfg, out: Path) -> 
 
 def our_padded_tokens(lengths: list[int], cfg, epochs: range) -> int:
     """Tokens (padding included) our loop feeds the model in `epochs`, from its own batch sampler."""
-    from arner.train.loop import EpochBatches
+    from arner.train.batches import epoch_batches
 
-    sampler = EpochBatches(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
-    total = 0
+    m, total = cfg.pad_to_multiple_of, 0
     for e in epochs:
-        sampler.set_epoch(e)
-        m = cfg.pad_to_multiple_of
-        total += sum(-(-max(lengths[i] for i in b) // m) * m * len(b) for b in sampler.batches())
+        batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, e, cfg.group_by_length)
+        total += sum(-(-max(lengths[i] for i in b) // m) * m * len(b) for b in batches)
     return total
 
 
@@ -239,17 +236,14 @@ def train_report(model: str, d: TrainData, runs: list[tuple[dict, dict]], run: d
     """The report's JSON; `run` holds the bench's own settings (name, command, tokens, epochs, repeats, load)."""
     cfg, epochs = d.cfg, run["epochs"]
     ours, hf = side_rows(runs, d, epochs)
-    ratio, device = ours["tokens_per_second"] / hf["tokens_per_second"], device_name()
+    ratio = ours["tokens_per_second"] / hf["tokens_per_second"]
+    header = report_header("train", model, run)
+    device = header["device"]
     tokens_epoch, n = sum(d.lengths), epochs - 1
     config_keys = ("max_length", "stride", "batch_size", "epochs", "group_by_length", "pad_to_multiple_of", "seed")
     return {
-        "bench": "train",
-        "name": run["name"] or f"train-{model}",
-        "command": run["command"],
-        "device": device,
-        "machine": machine(),
-        "versions": versions(),
-        "model": {"name": model, "parameters": d.parameters, "shape": ARABERT_V02 if model == "bert-base" else vars(cfg.tiny)},
+        **header,
+        "model": {"name": model, "parameters": d.parameters, "shape": ARABERT_V02 if model == "bert-base" else cfg.tiny.to_dict()},
         "config": {k: getattr(cfg, k) for k in config_keys},
         "data": {
             "documents": d.documents,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from arner.cli.errors import fail, handle_errors
+from arner.cli.errors import handle_errors
 from arner.core import corpus
 from arner.core.corpus import AnnotationError
 
@@ -30,13 +30,6 @@ class ImportFormat(str, Enum):
     labelstudio = "labelstudio"
     doccano = "doccano"
     brat = "brat"
-
-
-def load_or_fail(root: Path, articles: Path | None = None, require_all: bool = True) -> list[corpus.Document]:
-    try:
-        return corpus.load(root, articles, require_all)
-    except AnnotationError as e:
-        fail(e)
 
 
 @app.command()
@@ -61,7 +54,7 @@ def stats(root: Path = ROOT, as_json: Annotated[bool, typer.Option("--json", hel
     from arner.core.stats import markdown
     from arner.core.stats import stats as compute
 
-    result = compute(load_or_fail(root))
+    result = compute(corpus.load(root))
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else markdown(result), nl=as_json)
 
 
@@ -80,7 +73,7 @@ def export(
     """Export the annotations; nothing is written unless the folder checks clean."""
     from arner.core.formats import EXPORTERS
 
-    documents = load_or_fail(root)
+    documents = corpus.load(root)
     EXPORTERS[fmt.value](documents, out)
     typer.echo(f"wrote {out} ({fmt.value}, {len(documents)} documents)")
 
@@ -116,7 +109,7 @@ def agree(
     """Strict and partial span P/R/F1 per label, Cohen's kappa on word tags, and every disagreement."""
     from arner.eval.agreement import agreement, markdown
 
-    result = agreement(load_or_fail(a, articles, False), load_or_fail(b, articles, False))
+    result = agreement(corpus.load(a, articles, False), corpus.load(b, articles, False))
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else markdown(result), nl=as_json)
 
 

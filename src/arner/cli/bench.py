@@ -15,6 +15,13 @@ DEFAULT_OUT = Path("runs/bench")
 
 app = typer.Typer(no_args_is_help=True, help="Throughput against Hugging Face defaults; reports in OUT/<device>/NAME.{json,md}.")
 BENCH_MODEL = typer.Option(help="tiny (configs/tiny.yaml) or bert-base (AraBERT v0.2's shape, random weights).")
+# the options both benches share, defined once
+ANNOTATIONS = typer.Option(help="Annotation folder whose articles make the data.")
+OUT = typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json and .md (and .png for infer).")
+NAME = typer.Option(help="Report name (default train-MODEL or infer-MODEL).")
+SEED = typer.Option(help="Seed for data order and weights.")
+REPEATS = typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")
+THREADS = typer.Option(help="torch CPU threads (default: torch's choice).")
 
 
 @app.command("train")
@@ -25,12 +32,12 @@ def bench_train_command(
     epochs: Annotated[int, typer.Option(help="Epochs per loop; the first is a warm-up and not measured.")] = 3,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size for both loops (default: the config's).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Run config (default configs/tiny.yaml or configs/arabert-v02.yaml).")] = None,
-    annotations: Annotated[Path, typer.Option(help="Annotation folder whose articles make the data.")] = Path("annotations"),
-    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json and .md.")] = DEFAULT_OUT,
-    name: Annotated[Optional[str], typer.Option(help="Report name (default train-MODEL).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data order and weights.")] = 42,
-    repeats: Annotated[int, typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")] = 1,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    annotations: Annotated[Path, ANNOTATIONS] = Path("annotations"),
+    out: Annotated[Path, OUT] = DEFAULT_OUT,
+    name: Annotated[Optional[str], NAME] = None,
+    seed: Annotated[int, SEED] = 42,
+    repeats: Annotated[int, REPEATS] = 1,
+    threads: Annotated[Optional[int], THREADS] = None,
 ) -> None:
     """Training tokens/s, sequences/s, step time, peak memory, MFU: `arner train`'s loop vs the HF Trainer."""
     options = dict(locals())  # the parameters, as the report's command line spells them
@@ -57,12 +64,12 @@ def bench_infer_command(
     length_tokens: Annotated[Optional[int], typer.Option(help="Subword tokens per point of the length sweep (default --tokens).")] = None,
     device: Annotated[str, DEVICE] = "auto",
     config: Annotated[Optional[Path], typer.Option(help="Run config for max_length and stride (default per model).")] = None,
-    annotations: Annotated[Path, typer.Option(help="Annotation folder whose articles make the texts.")] = Path("annotations"),
-    out: Annotated[Path, typer.Option(help="Reports folder; the report goes to OUT/<device>/NAME.json, .md and .png.")] = DEFAULT_OUT,
-    name: Annotated[Optional[str], typer.Option(help="Report name (default infer-MODEL).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for text order and weights.")] = 42,
-    repeats: Annotated[int, typer.Option(help="Run each measurement this many times and keep the best (noisy machines).")] = 1,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    annotations: Annotated[Path, ANNOTATIONS] = Path("annotations"),
+    out: Annotated[Path, OUT] = DEFAULT_OUT,
+    name: Annotated[Optional[str], NAME] = None,
+    seed: Annotated[int, SEED] = 42,
+    repeats: Annotated[int, REPEATS] = 1,
+    threads: Annotated[Optional[int], THREADS] = None,
 ) -> None:
     """Documents/s and tokens/s: Tagger vs transformers.pipeline(token-classification, aggregation_strategy=first)."""
     options = dict(locals())  # the parameters, as the report's command line spells them

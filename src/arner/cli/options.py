@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-DEFAULT_BATCH_SIZE = 16  # windows per forward pass, as `Tagger` takes it
-DEFAULT_STRIDE = 64
+from arner.core import defaults
+
+DEFAULT_BATCH_SIZE = defaults.BATCH_SIZE  # windows per forward pass, as `Tagger` takes it
+DEFAULT_STRIDE = defaults.STRIDE
 
 BATCH_SIZE = typer.Option(help="Windows per forward pass of the model.")
 STRIDE = typer.Option(help="Overlap in subwords between windows of long texts (at most a quarter of the model's max length).")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from arner.cli.errors import handle_errors, usage
+from arner.cli.errors import handle_errors
 from arner.cli.options import BATCH_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_STRIDE, DEVICE, STRIDE
 
 
@@ -27,12 +27,10 @@ def predict(
     stride: Annotated[int, STRIDE] = DEFAULT_STRIDE,
 ) -> None:
     """Tag texts: entities with character offsets into each text, as it was given."""
-    from arner.core.formats.texts import FORMATS, check_out, read_inputs, render
+    from arner.core.formats.texts import check_out, read_inputs, render
     from arner.inference import Tagger
 
-    if fmt not in FORMATS:
-        usage(f"--format must be one of {', '.join(FORMATS)}")
-    check_out(fmt, out)  # a brat --out that would be refused is refused before the tagging, not after
+    check_out(fmt, out)  # an unknown format, or a brat --out that would be refused, fails before the tagging, not after
     docs = read_inputs(inputs or [])
     tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
     entities = tagger.predict([t for _, t in docs])

@@ -40,20 +40,8 @@ def serve(
 ) -> None:
     """Serve the model over HTTP: POST /v1/entities, GET /v1/model, GET /healthz (Ctrl-C stops it cleanly)."""
     # every setting is checked here, before the model loads: a bad one is one `error:` line, exit 2
-    settings = ServeSettings(
-        host=host,
-        port=port,
-        max_texts=max_texts,
-        max_chars=max_chars,
-        max_text_chars=max_text_chars,
-        batch_size=batch_size,
-        stride=stride,
-        max_batch_texts=max_batch_texts,
-        max_wait_ms=max_wait_ms,
-        device=device,
-        threads=threads,
-        log_level=log_level,
-    )
+    options = dict(locals())  # the parameters, named as ServeSettings names its fields
+    settings = ServeSettings(**{k: options[k] for k in options if k != "model"})
     from arner.serve import run
 
     run(model, settings)

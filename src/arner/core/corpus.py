@@ -13,7 +13,7 @@ import errno
 import json
 import os
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -365,3 +365,23 @@ def split(documents: Sequence[Document], fold: int | None) -> tuple[list[Documen
     if not 0 <= fold < len(documents):
         raise ValueError(f"--fold must be in 0..{len(documents) - 1}, got {fold}")
     return [d for i, d in enumerate(documents) if i != fold], [documents[fold]]
+
+
+def attempt(read: Callable[[], tuple[Document | None, list[Problem]]]) -> tuple[Document | None, list[Problem]]:
+    """`read()`, with an AnnotationError it raises turned into its problems (for `gather`)."""
+    try:
+        return read()
+    except AnnotationError as e:
+        return None, e.problems
+
+
+def gather(results: Iterable[tuple[Document | None, list[Problem]]]) -> list[Document]:
+    """The documents read from every source, or one AnnotationError with every problem of every source."""
+    documents, problems = [], []
+    for document, found in results:
+        problems += found
+        if document is not None:
+            documents.append(document)
+    if problems:
+        raise AnnotationError(problems)
+    return documents

@@ -53,9 +53,13 @@ LabelMap = dict[str, tuple[str, ...]]  # source type (or "O") -> allowed targets
 class Sentence:
     tokens: list[str]
     tags: list[str]
-    line: int  # line number of the first token
     path: str = ""
     lines: list[int] = field(default_factory=list)  # line of each token (skipped lines make them non-consecutive)
+
+    @property
+    def line(self) -> int:
+        """The line of the first token."""
+        return self.lines[0]
 
 
 @dataclass
@@ -101,6 +105,11 @@ class ExternalCorpus(BaseModel):
     weight: Annotated[float, BeforeValidator(yaml_number), Strict(), Field(gt=0, le=100)] = 1.0
     max_words: Annotated[int, Strict(), Field(ge=0)] = 0  # read at most this many tokens (whole documents; 0: all)
 
+    @property
+    def key(self) -> str:
+        """The corpus's name in metrics and logs: its `name`, else its first file."""
+        return self.name or self.files[0]
+
 
 def read_conll(path: str | Path) -> list[Sentence]:
     """Sentences of a CoNLL file; malformed lines are errors naming file and line."""
@@ -113,7 +122,7 @@ def read_conll(path: str | Path) -> list[Sentence]:
         fields = line.split()
         if not fields:
             if tokens:
-                sentences.append(Sentence(tokens, tags, lines[0], str(path), lines))
+                sentences.append(Sentence(tokens, tags, str(path), lines))
             tokens, tags, lines = [], [], []
             continue
         if fields[0] in SKIP_TOKENS:
@@ -125,7 +134,7 @@ def read_conll(path: str | Path) -> list[Sentence]:
         tags.append(fields[1])
         lines.append(n)
     if tokens:
-        sentences.append(Sentence(tokens, tags, lines[0], str(path), lines))
+        sentences.append(Sentence(tokens, tags, str(path), lines))
     if problems:
         raise AnnotationError(problems)
     return sentences
@@ -218,10 +227,15 @@ def _map_path(path: str, root: Path) -> Path:
     return Path(path) if path.startswith(PROJECT_MAPS) else root / path
 
 
+def reference_map_path(entry: ExternalCorpus, root: Path) -> Path:
+    """The corpus's own one-to-one map: label_map.tsv beside its first file."""
+    return root / Path(entry.files[0]).parent / "label_map.tsv"
+
+
 def training_map_path(entry: ExternalCorpus, root: str | Path = ".") -> Path:
     """The entry's own map (one-to-one or set-valued): `label_map`, else label_map.tsv beside the first file."""
     root = Path(root)
-    return _map_path(entry.label_map, root) if entry.label_map else root / Path(entry.files[0]).parent / "label_map.tsv"
+    return _map_path(entry.label_map, root) if entry.label_map else reference_map_path(entry, root)
 
 
 def one_to_one_map(entry: ExternalCorpus, root: str | Path = ".") -> tuple[LabelMap, Path]:
@@ -231,9 +245,7 @@ def one_to_one_map(entry: ExternalCorpus, root: str | Path = ".") -> tuple[Label
     mapping = read_label_map(path)
     if is_one_to_one(mapping):
         return mapping, path
-    path = (
-        _map_path(entry.label_map_one_to_one, root) if entry.label_map_one_to_one else root / Path(entry.files[0]).parent / "label_map.tsv"
-    )
+    path = _map_path(entry.label_map_one_to_one, root) if entry.label_map_one_to_one else reference_map_path(entry, root)
     mapping = read_label_map(path)
     if not is_one_to_one(mapping):
         raise AnnotationError([Problem(str(path), "the one-to-one map of a corpus with a set-valued label_map is itself set-valued")])
@@ -249,7 +261,7 @@ def check_coverage(sentences: list[Sentence], mapping: LabelMap, map_path: Path)
             typ = split_tag(tag)[1]
             if typ and typ not in mapping:
                 counts[typ] += 1
-                first.setdefault(typ, (s.path, s.lines[k] if s.lines else s.line))
+                first.setdefault(typ, (s.path, s.lines[k]))
     if counts:
         raise AnnotationError(
             [
@@ -393,8 +405,7 @@ def load_training(entry: ExternalCorpus, root: str | Path = ".") -> list[Documen
     """What the neural trainer reads: `PartialDocument`s through a set-valued map, plain documents through a one-to-one one."""
     path = training_map_path(entry, root)
     mapping = read_label_map(path)
-    if is_one_to_one(mapping):
-        return load(entry, root)
     sentences, name = read_entry(entry, root)
     check_coverage(sentences, mapping, path)
-    return to_partial_documents(sentences, mapping, name, entry.sentences_per_document, entry.max_words)
+    make = to_documents if is_one_to_one(mapping) else to_partial_documents  # the map read once, whichever it is
+    return make(sentences, mapping, name, entry.sentences_per_document, entry.max_words)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arner.core import atomic, commands, corpus
+from arner.core import atomic, commands, corpus, defaults
 from arner.core.corpus import Document, split
 from arner.core.formats import predictions
 from arner.cv.report import FIGURES, figures, markdown, plot_comparison
@@ -52,7 +52,7 @@ class ExternalData:
         from arner.core import public as external
 
         extra = [d for e in config.extra_train for d in external.load(e, config.external_root)]
-        return cls(extra, {e.name or e.files[0]: external.load_test(e, config.external_root) for e in config.external_test})
+        return cls(extra, {e.key: external.load_test(e, config.external_root) for e in config.external_test})
 
     def scores(self, predict: Callable[[list[str]], list[list]]) -> dict[str, dict]:
         from arner.eval.public_scores import external_scores, headline
@@ -103,7 +103,7 @@ def bert_predictions(
     work: Path,
     resume: bool = False,
     device: str = "auto",
-    batch_size: int = 16,
+    batch_size: int = defaults.BATCH_SIZE,
     log: Callable[[str], None] = lambda _: None,
 ) -> tuple[list[tuple[str, list]], list[dict]]:
     """Train on four articles and tag the fifth, for each fold (models kept under `work/fold-K`).
@@ -228,15 +228,15 @@ def run(
     resamples: int = RESAMPLES,
     seed: int = SEED,
     device: str = "auto",
-    batch_size: int = 16,
+    batch_size: int = defaults.BATCH_SIZE,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """Run the cross-validation and write `out/` whole (atomically); returns `out/metrics.json`'s object."""
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
-        raise ValueError(f"unknown system(s) {unknown} (choose among {', '.join(SYSTEMS)})")
+        raise ValueError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose among {', '.join(SYSTEMS)}")
     if "bert" in systems and config is None:
-        raise ValueError("the bert system needs --config")
+        raise ValueError("the bert system needs --config configs/NAME.yaml (or leave it out with --systems memorization,crf)")
     atomic.check_owned(atomic.check_target(out), OUTPUT_FILES, "arner cv output")  # before hours of training, not after
     documents = corpus.load(gold)
     train_config, ext = None, ExternalData()

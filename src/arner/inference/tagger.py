@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from arner.core import defaults
 from arner.core.alignment import EncodedDocument, encode_documents, window_owners
 from arner.core.conventions import PROCLITICS, Span, Word, tags_to_word_ranges, words
 
@@ -73,8 +74,8 @@ class Tagger:
         model,
         tokenizer,
         device: str | torch.device = "cpu",
-        batch_size: int = 16,
-        stride: int = 64,
+        batch_size: int = defaults.BATCH_SIZE,
+        stride: int = defaults.STRIDE,
         max_length: int | None = None,
         trim_proclitics: bool = True,
     ):
@@ -99,7 +100,7 @@ class Tagger:
         return self._units[piece]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "auto", batch_size: int = 16, **kwargs) -> Tagger:
+    def from_pretrained(cls, path: str | Path, device: str = "auto", batch_size: int = defaults.BATCH_SIZE, **kwargs) -> Tagger:
         """Load a model folder (or hub id) written by `arner train` or any token classifier."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -128,6 +129,10 @@ class Tagger:
         doc_words, encoded = self._encode(texts)
         tags = self._word_predictions(encoded)
         return [self._decode(t, ws, enc, p) for t, ws, enc, p in zip(texts, doc_words, encoded, tags)]
+
+    def spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        """`predict` as plain spans (no scores), the form the scorers compare with gold spans."""
+        return [[e.span() for e in doc] for doc in self.predict(texts)]
 
     def word_tags(self, text: str) -> list[str]:
         """The IOB2 tag of each word of `text` (the spec's word view), before span decoding."""

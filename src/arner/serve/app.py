@@ -23,7 +23,6 @@ from fastapi.exceptions import RequestValidationError
 import arner
 from arner.serve.batcher import MicroBatcher, ServiceUnavailable
 from arner.serve.body import parse_entities_request
-from arner.serve.device import check_device
 from arner.serve.limits import BodyGuardMiddleware, Limits
 from arner.serve.schemas import ArnerJSONResponse, EntitiesRequest, EntitiesResponse, ErrorResponse, error, validation_message
 from arner.serve.settings import ServeSettings
@@ -129,9 +128,9 @@ def _load(tagger_or_model_dir: Any, settings: ServeSettings) -> tuple[Any, Path 
         torch.set_num_threads(settings.threads)
     if not isinstance(tagger_or_model_dir, (str, Path)):
         return tagger_or_model_dir, None
-    from arner.inference import Tagger
+    from arner.inference import Tagger, resolve_device
 
-    check_device(settings.device)
+    resolve_device(settings.device)  # a device this machine lacks fails here, before Tagger touches the model folder
     tagger = Tagger.from_pretrained(tagger_or_model_dir, device=settings.device, batch_size=settings.batch_size, stride=settings.stride)
     return tagger, Path(tagger_or_model_dir)
 

@@ -1,4 +1,4 @@
-"""Where the model runs: the device, checked before anything loads, and the torch threads of a CPU server."""
+"""The torch threads of a CPU server (the device itself is checked by `arner.inference.resolve_device`)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-
-
-def check_device(name: str) -> torch.device:
-    """The torch device `name` means, or a one-line `ValueError` when this machine has no such device (the Tagger's rule)."""
-    from arner.inference import resolve_device
-
-    return resolve_device(name)
 
 
 def default_threads(device: torch.device) -> int | None:

@@ -72,11 +72,12 @@ def run(model_dir: str | Path, settings: ServeSettings | None = None) -> None:
     """
     import uvicorn
 
+    from arner.inference import resolve_device
     from arner.serve.app import create_app
-    from arner.serve.device import check_device, default_threads
+    from arner.serve.device import default_threads
 
     settings = settings or ServeSettings()
-    device = check_device(settings.device)
+    device = resolve_device(settings.device)
     chosen = {
         "threads": default_threads(device) if settings.threads is None else settings.threads,
         "freeze_gc": True if settings.freeze_gc is None else settings.freeze_gc,

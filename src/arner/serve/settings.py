@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from arner.core import defaults
+
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 # what the serving code knows how to check without loading a model (arner.serve.device)
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -49,8 +51,8 @@ class ServeSettings(BaseModel):
     max_queue: int = Field(1024, ge=1, description="Most queued requests (503 beyond).")
     # loading the model (ignored when create_app is given a loaded tagger)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
-    batch_size: int = Field(16, ge=1, description="Windows per forward pass of the model.")
-    stride: int = Field(64, ge=0, description="Overlap in subwords between windows of long texts.")
+    batch_size: int = Field(defaults.BATCH_SIZE, ge=1, description="Windows per forward pass of the model.")
+    stride: int = Field(defaults.STRIDE, ge=0, description="Overlap in subwords between windows of long texts.")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (process-wide); None: run picks cores - 1 on CPU.")
     warmup: bool = Field(True, description="Run the model once before serving.")
     # None: `run` freezes (the process is the server), `create_app` alone does not (the process may be anyone's)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, attempt, gather, read_text
 from arner.core.names import safe_doc_id, unique_doc_id
 
 OWNED = ("*.txt", "*.ann")
@@ -86,15 +86,4 @@ def load(folder: Path) -> list[Document]:
     folder = Path(folder)
     if not folder.is_dir():
         raise AnnotationError([Problem(str(folder), "not a folder of brat .txt/.ann files")])
-    documents, problems = [], []
-    for txt in sorted(folder.glob("*.txt")):
-        try:
-            document, found = _document(txt)
-        except AnnotationError as e:
-            document, found = None, e.problems
-        problems += found
-        if document is not None:
-            documents.append(document)
-    if problems:
-        raise AnnotationError(problems)
-    return documents
+    return gather(attempt(lambda txt=txt: _document(txt)) for txt in sorted(folder.glob("*.txt")))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, is_int, loads_json, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, attempt, gather, is_int, loads_json, read_text
 from arner.core.names import unique_doc_id
 
 
@@ -54,14 +54,6 @@ def _document(line: str, n: int, where: str, seen: dict[str, str]) -> Document:
 def load(path: Path) -> list[Document]:
     """Reads `label` (list of triples) or `entities` (doccano's newer objects)."""
     where = str(path)
-    documents, problems, seen = [], [], {}
-    for n, line in enumerate(read_text(Path(path)).split("\n"), 1):  # not splitlines: a text may hold U+2028
-        if not line.strip():
-            continue
-        try:
-            documents.append(_document(line, n, where, seen))
-        except AnnotationError as e:
-            problems += e.problems
-    if problems:
-        raise AnnotationError(problems)
-    return documents
+    seen: dict = {}
+    lines = enumerate(read_text(Path(path)).split("\n"), 1)  # not splitlines: a text may hold U+2028
+    return gather(attempt(lambda n=n, line=line: (_document(line, n, where, seen), [])) for n, line in lines if line.strip())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, is_int, loads_json, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, gather, is_int, loads_json, read_text
 from arner.core.names import unique_doc_id
 
 FROM_NAME, TO_NAME = "label", "text"
@@ -107,12 +107,5 @@ def load(path: Path) -> list[Document]:
         data = [data]
     if not isinstance(data, list):
         raise AnnotationError([Problem(where, f"expected a list of Label Studio tasks, got {type(data).__name__}", 1)])
-    documents, problems, seen = [], [], {}
-    for n, task in enumerate(data):
-        document, found = _document(task, n, where, seen)
-        problems += found
-        if document is not None:
-            documents.append(document)
-    if problems:
-        raise AnnotationError(problems)
-    return documents
+    seen: dict = {}
+    return gather(_document(task, n, where, seen) for n, task in enumerate(data))
