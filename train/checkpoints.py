@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from arner.core import atomic
@@ -191,21 +192,27 @@ def save_model(model, tokenizer, out: Path) -> None:
         tokenizer.save_pretrained(str(tmp))
 
 
-def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None:
-    """Write the model files and arner.json into `output` (each file renamed into place).
+def publish(model, tokenizer, output: Path, meta: dict, max_length: int, save: Callable[[Path], None] | None = None) -> None:
+    """Write the model files and arner.json into `output` (each file or folder renamed into place).
 
-    The previous run's arner.json goes first and the new one comes last: a folder with arner.json holds
-    the model it describes, even if publishing was cut short.
+    `save(folder)` writes the model (default: `model.save_pretrained`). The previous run's arner.json goes
+    first and the new one comes last: a folder with arner.json holds the model it describes, even if
+    publishing was cut short.
     """
     staging = output / ".final.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    model.save_pretrained(str(staging), safe_serialization=True)
+    if save is None:
+        model.save_pretrained(str(staging), safe_serialization=True)
+    else:
+        save(staging)
     tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(str(staging))
     meta = {**meta, "git_commit": git_commit(), "versions": versions(), "device": str(next(model.parameters()).device)}
     (staging / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     (output / META_FILE).unlink(missing_ok=True)
     for f in sorted(staging.iterdir(), key=lambda f: f.name == META_FILE):
+        if f.is_dir() and (output / f.name).is_dir():
+            shutil.rmtree(output / f.name)
         os.replace(f, output / f.name)
     staging.rmdir()

@@ -151,6 +151,7 @@ class TokenizerShape(Section):
     vocab_size: Annotated[int, Strict(), Field(ge=100, le=MAX_SIZE)] = 8000
     min_frequency: Count = 2
     max_chars: Count = 50_000_000  # learned from the first this many characters of the inputs, in order
+    alphabet_min_count: Count = 1  # characters rarer than this get no subword of their own (their words become [UNK])
 
 
 class TextInput(Section):
@@ -164,11 +165,30 @@ class TextInput(Section):
         super().__init__(path=path, exclude=exclude, **data)
 
 
+class ElectraShape(Section):
+    """Replaced-token detection (`objective: electra`): the generator beside the discriminator (`bert` section).
+
+    As in ELECTRA (Clark et al., 2020): the two share their embeddings, factorized to `embedding_size`
+    and projected to each one's hidden size; the generator is the discriminator's shape scaled by
+    `generator_size` (its heads, rounded to whole heads of the same width, set its hidden size; the
+    feed-forward keeps the discriminator's ratio to hidden; the same depth), and the loss is the
+    generator's MLM loss plus `discriminator_weight` times the discriminator's.
+    """
+
+    embedding_size: Size = 128
+    generator_size: Annotated[Float, Field(gt=0, le=1)] = 0.25
+    discriminator_weight: Annotated[Float, Field(gt=0, le=1000)] = 50.0
+    temperature: Annotated[Float, Field(gt=0, le=10)] = 1.0  # of the generator's samples
+
+
 class PretrainConfig(LoopConfig):
     model: NonEmpty = SCRATCH  # "scratch", a hub id, or a local Hugging Face directory to continue from
+    objective: Literal["mlm", "electra"] = "mlm"  # masked LM (BERT), or replaced-token detection (ELECTRA)
     tokenizer: TokenizerShape = Field(default_factory=TokenizerShape)
     bert: BertShape = Field(default_factory=BertShape)
+    electra: ElectraShape = Field(default_factory=ElectraShape)
     text: list[TextInput] = Field(default_factory=list)  # inputs used when the command gives no --text
+    packed_rows: Str = ""  # instead of text: a folder of rows packed by `arner pretrain --prepare-only` (its OUTPUT/work/data)
     max_length: Positions = 128  # subwords per packed row, [CLS] and [SEP] included
     mlm_probability: Annotated[Float, Field(gt=0, lt=1)] = 0.15
     mask_replace_prob: Annotated[Float, Field(ge=0, le=1)] = 0.8  # of the masked subwords: replaced by [MASK]
@@ -183,6 +203,12 @@ class PretrainConfig(LoopConfig):
     def _consistent(self) -> PretrainConfig:
         scratch_only = "must be scratch (the tiny shape is the bert section), a hub id or a folder"
         _rule(self.model != "tiny", "model", scratch_only, self.model)
+        _rule(
+            not self.packed_rows or self.model != SCRATCH,
+            "packed_rows",
+            "needs the model whose tokenizer packed them (model: a folder or hub id, not scratch)",
+            self.packed_rows,
+        )
         positions = self.bert.max_position_embeddings
         _rule(
             self.model != SCRATCH or positions >= self.max_length,

@@ -77,6 +77,7 @@ def pretrained_base(config: TrainConfig, config_path: str, accelerator) -> str |
 
 def load_base(config: TrainConfig, config_path: str, accelerator, train_docs: Sequence[Document], checkpoints: Path, base: str | None):
     """The tokenizer and token-classification model to fine-tune (the tiny model is built once, by the main process)."""
+    import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     if base is None:
@@ -86,8 +87,8 @@ def load_base(config: TrainConfig, config_path: str, accelerator, train_docs: Se
         base = str(checkpoints / "base-model")
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForTokenClassification.from_pretrained(
-        base, num_labels=len(TAG2ID), id2label=dict(ID2TAG), label2id=dict(TAG2ID), attn_implementation="sdpa"
-    )
+        base, num_labels=len(TAG2ID), id2label=dict(ID2TAG), label2id=dict(TAG2ID), attn_implementation="sdpa", dtype=torch.float32
+    )  # float32 even from an fp16 folder (the shipped encoder): mixed precision, where wanted, is accelerate's
     return tokenizer, model
 
 

@@ -7,6 +7,7 @@ The tiny model is saved in Hugging Face format and then loaded through the same
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +16,12 @@ from arner.train.config import ConfigError, TinyModel, TrainConfig
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_wordpiece(texts: Sequence[str], vocab_size: int, min_frequency: int = 1):
+def train_wordpiece(texts: Sequence[str], vocab_size: int, min_frequency: int = 1, alphabet_min_count: int = 1):
     """A BERT-style WordPiece tokenizer trained on `texts` (no lowercasing, diacritics kept).
+
+    Characters seen fewer than `alphabet_min_count` times are left out of the alphabet: on a large
+    multi-script corpus each rare character would otherwise take two entries (`x`, `##x`) of the
+    vocabulary, and a word holding one becomes [UNK].
 
     The same texts always give the same vocabulary: `tokenizers` numbers continuation pieces
     (`##x`) in hash-map order, which breaks ties between merges differently from run to run
@@ -32,9 +37,10 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, min_frequency: int = 
         return tok
 
     probe = blank()
-    alphabet = sorted(
-        {c for t in texts for word, _ in probe.pre_tokenizer.pre_tokenize_str(probe.normalizer.normalize_str(t)) for c in word}
-    )
+    counts: Counter[str] = Counter()
+    for t in texts:
+        counts.update(c for word, _ in probe.pre_tokenizer.pre_tokenize_str(probe.normalizer.normalize_str(t)) for c in word)
+    alphabet = sorted(c for c, n in counts.items() if n >= alphabet_min_count)
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,

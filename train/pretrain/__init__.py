@@ -1,7 +1,8 @@
-"""`arner pretrain`: masked-language-model pretraining of a BERT on raw text.
+"""`arner pretrain`: pretraining an encoder on raw text, by masked LM or by ELECTRA's replaced-token detection.
 
 `text` reads the inputs, `data` learns the tokenizer and packs the rows (with `datasets`),
-`masking` holds the collators, `model` the MLM wrapper, `run` the command itself.
+`masking` holds the collators, `model` the MLM wrapper, `electra` the generator + discriminator,
+`run` the command itself; `ship` and `card` write the shipped encoder (`models/`) and its model card.
 """
 
 from arner.train.config import PretrainConfig, TextInput

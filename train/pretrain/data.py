@@ -93,7 +93,7 @@ def prepare_tokenizer(config: PretrainConfig, inputs: Sequence[TextInput], work:
             if chars >= config.tokenizer.max_chars:
                 break
         log(f"learning a {config.tokenizer.vocab_size}-subword WordPiece vocabulary from {len(texts):,} units ({chars:,} characters)")
-        tokenizer = train_wordpiece(texts, config.tokenizer.vocab_size, config.tokenizer.min_frequency)
+        tokenizer = train_wordpiece(texts, config.tokenizer.vocab_size, config.tokenizer.min_frequency, config.tokenizer.alphabet_min_count)
         tokenizer.save_pretrained(str(tmp))
 
     cached_build(folder, inputs, {"tokenizer": config.tokenizer.to_dict()}, make, resume, "tokenizer settings")
@@ -259,6 +259,7 @@ def build_rows(config: PretrainConfig, inputs: Sequence[TextInput], tokenizer, w
     manifest = {
         "rows": len(rows),
         "max_length": config.max_length,
+        "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
         "dtype": dtype,
         "tokens": sum(row_lengths(rows, config.max_length)),
         **count_read(tokens, inputs, limit * body if limit else None),
@@ -273,6 +274,19 @@ def load_rows(folder: Path) -> tuple[Dataset, dict]:
     from datasets import Dataset
 
     return Dataset.from_file(str(folder / ROWS)), json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def check_packed(folder: Path, tokenizer, max_length: int, where: str) -> Path:
+    """A folder of packed rows given as `packed_rows`: there, made by this tokenizer, rows of `max_length`."""
+    manifest_path = folder / "manifest.json"
+    if not (folder / ROWS).is_file() or not manifest_path.is_file():
+        raise ConfigError(f"{where}: packed_rows {folder} has no {ROWS} and manifest.json (make it with `arner pretrain --prepare-only`)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("tokenizer_fingerprint") != tokenizer_fingerprint(tokenizer):
+        raise ConfigError(f"{where}: packed_rows {folder} was packed by another tokenizer than the model's")
+    if manifest.get("max_length") != max_length:
+        raise ConfigError(f"{where}: packed_rows {folder} holds rows of {manifest.get('max_length')} subwords, max_length is {max_length}")
+    return folder
 
 
 def prepare_data(config: PretrainConfig, inputs: Sequence[TextInput], tokenizer, work: Path, resume: bool, where: str) -> Path:

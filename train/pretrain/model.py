@@ -73,7 +73,7 @@ def load_mlm(config: PretrainConfig, tokenizer, base: str | None, where: str):
     if base is None:
         torch.manual_seed(config.seed)
         return BertForMaskedLM(bert_config(config.bert, len(tokenizer), tokenizer.pad_token_id))
-    mlm = AutoModelForMaskedLM.from_pretrained(base, attn_implementation="sdpa")
+    mlm = AutoModelForMaskedLM.from_pretrained(base, attn_implementation="sdpa", dtype=torch.float32)
     if config.max_length > mlm.config.max_position_embeddings:
         raise ConfigError(f"{where}: max_length {config.max_length} > the model's {mlm.config.max_position_embeddings} positions")
     return mlm

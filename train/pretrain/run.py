@@ -1,4 +1,7 @@
-"""`arner pretrain`: masked-language-model pretraining of a BERT on raw text (the loop is `loop.fit`).
+"""`arner pretrain`: pretraining an encoder on raw text (the loop is `loop.fit`).
+
+Two objectives: masked LM (`objective: mlm`, a BERT) and replaced-token detection
+(`objective: electra`, a generator and a discriminator, `electra.py`).
 
 From scratch (`model: scratch`), a WordPiece vocabulary is learned from the text first
 (`model.train_wordpiece`) and a `BertForMaskedLM` is built from the config's `bert` shape; from
@@ -9,6 +12,7 @@ the masking in `masking.py`, the model wrapper in `model.py`.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -19,7 +23,17 @@ import torch
 from arner.train.config import ConfigError, PretrainConfig, TextInput
 from arner.train.loop import fit, make_accelerator, prepare_output, publish
 from arner.train.model import check_positions
-from arner.train.pretrain.data import load_rows, log, prepare_data, prepare_tokenizer, row_lengths, split_heldout, tokenizer_fingerprint
+from arner.train.pretrain.data import (
+    check_packed,
+    load_rows,
+    log,
+    prepare_data,
+    prepare_tokenizer,
+    row_lengths,
+    split_heldout,
+    tokenizer_fingerprint,
+)
+from arner.train.pretrain.electra import build_electra, heldout_electra, load_electra, save_electra
 from arner.train.pretrain.masking import make_collator
 from arner.train.pretrain.model import MaskedPositionsMLM, heldout_loss, load_mlm, resolve_base
 from arner.train.pretrain.text import as_inputs, check_inputs
@@ -29,12 +43,15 @@ def prepare(accelerator, config: PretrainConfig, inputs: Sequence[TextInput], wo
     """(tokenizer, folder of the packed rows): built or reused by the main process, then loaded by every process."""
     from transformers import AutoTokenizer
 
-    if accelerator.is_main_process:
+    if config.packed_rows:  # rows packed elsewhere (`--prepare-only`) by the base model's tokenizer
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        data_dir = check_packed(Path(config.packed_rows), tokenizer, config.max_length, where)
+    elif accelerator.is_main_process:
         tokenizer_dir = prepare_tokenizer(config, inputs, work, resume, base)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         data_dir = prepare_data(config, inputs, tokenizer, work, resume, where)
     accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
+    if not config.packed_rows and not accelerator.is_main_process:
         tokenizer_dir, data_dir = base or str(work / "tokenizer"), work / "data"
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if tokenizer.mask_token is None or tokenizer.cls_token is None or tokenizer.sep_token is None:
@@ -42,6 +59,13 @@ def prepare(accelerator, config: PretrainConfig, inputs: Sequence[TextInput], wo
     if config.whole_word_masking and accelerator.is_main_process and not any(t.startswith("##") for t in tokenizer.get_vocab()):
         log("warning: whole_word_masking finds words by the ## prefix of WordPiece, which this tokenizer lacks: every subword is a word")
     return tokenizer, data_dir
+
+
+def build_model(config: PretrainConfig, tokenizer, base: str | None, where: str):
+    """What the loop trains: the MLM (its head on masked positions only), or ELECTRA's generator + discriminator."""
+    if config.objective == "electra":
+        return build_electra(config, tokenizer) if base is None else load_electra(config, base, where)
+    return MaskedPositionsMLM(load_mlm(config, tokenizer, base, where))
 
 
 def summary(state: dict, train_lengths: list[int], heldout_rows: int, started: float) -> dict:
@@ -66,18 +90,42 @@ def summary(state: dict, train_lengths: list[int], heldout_rows: int, started: f
     return final
 
 
-def metadata(config: PretrainConfig, base: str | None, manifest: dict, tokenizer, accelerator, final: dict) -> dict:
+def cumulative(base: str | None, final: dict, command: str) -> dict:
+    """Tokens, steps, runs and commands of pretraining behind the published weights: the base folder's (its arner.json) plus this run's."""
+    before = {"tokens_seen": 0, "optimizer_steps": 0, "runs": 0, "commands": []}
+    if base is not None and (Path(base) / "arner.json").is_file():
+        meta = json.loads((Path(base) / "arner.json").read_text(encoding="utf-8"))
+        before.update(meta.get("pretraining_total", {}))
+    return {
+        "tokens_seen": before["tokens_seen"] + final["tokens_seen"],
+        "optimizer_steps": before["optimizer_steps"] + final["global_step"],
+        "runs": before["runs"] + 1,
+        "commands": [*before["commands"], command],
+    }
+
+
+TASKS = {
+    "mlm": "masked-language-model pretraining (arner pretrain)",
+    "electra": "replaced-token detection pretraining, ELECTRA (arner pretrain)",
+}
+
+
+def metadata(config: PretrainConfig, base: str | None, manifest: dict, tokenizer, accelerator, final: dict, command: str) -> dict:
     """What `arner.json` records about a run besides the model (git commit, versions and device are added by `publish`)."""
     return {
-        "task": "masked-language-model pretraining (arner pretrain)",
+        "task": TASKS[config.objective],
         "config": config.to_dict(),
-        "base_model": config.model if base is not None else "scratch (WordPiece learned from the text + random BertConfig)",
+        "base_model": config.model
+        if base is not None
+        else f"scratch (WordPiece learned from the text + random {'ElectraConfig' if config.objective == 'electra' else 'BertConfig'})",
         "inputs": manifest["inputs"],
         "data": {k: v for k, v in manifest.items() if k != "inputs"},
         "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
         "processes": accelerator.num_processes,
         "torch_threads": torch.get_num_threads(),
         "metrics": final,
+        "command": command,
+        "pretraining_total": cumulative(base, final, command),
     }
 
 
@@ -87,8 +135,15 @@ def pretrain(
     output: str | Path,
     resume: bool = False,
     config_path: str = "config",
+    command: str = "",
+    prepare_only: bool = False,
 ) -> dict:
-    """Pretrain, write a Hugging Face model folder (MLM head included) at `output`, return the metrics."""
+    """Pretrain, write a Hugging Face model folder (MLM head, or ELECTRA's generator, included) at `output`, return the metrics.
+
+    `command` (the command line that ran it) is recorded in `arner.json`, with those of the runs the base continued.
+    With `prepare_only`, the tokenizer and packed rows are made in `output/work` and nothing is trained: pack on
+    a CPU machine, carry `output/work/data` to the GPU machine and train there with `packed_rows` set to it.
+    """
     started = time.perf_counter()
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" at each checkpoint: the tied MLM decoder
     output = Path(output)
@@ -97,11 +152,18 @@ def pretrain(
     if base is not None:
         check_positions(base, config.max_length, config_path)
     inputs = as_inputs(texts) if texts else list(config.text)
-    check_inputs(inputs, config_path)
+    if not config.packed_rows:
+        check_inputs(inputs, config_path)
     accelerator = make_accelerator(config)
-    prepare_output(accelerator, output, resume)
+    if prepare_only:
+        (output / "work").mkdir(parents=True, exist_ok=True)
+    else:
+        prepare_output(accelerator, output, resume)
     tokenizer, data_dir = prepare(accelerator, config, inputs, work, resume, base, config_path)
-    model = MaskedPositionsMLM(load_mlm(config, tokenizer, base, config_path))
+    if prepare_only:
+        log(f"prepared {data_dir} (packed rows) for `--set packed_rows={data_dir}`; nothing trained")
+        return {"packed_rows": str(data_dir), **json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))}
+    model = build_model(config, tokenizer, base, config_path)
 
     rows, manifest = load_rows(data_dir)
     train_rows, held_rows = split_heldout(len(rows), config.heldout_sequences)
@@ -112,7 +174,8 @@ def pretrain(
     held_data = rows.select(held_rows)
 
     def evaluate(m):
-        return heldout_loss(m, held_data, make_collator(tokenizer, config, seed=config.seed), config.eval_batch_size, accelerator.device)
+        score = heldout_electra if config.objective == "electra" else heldout_loss
+        return score(m, held_data, make_collator(tokenizer, config, seed=config.seed), config.eval_batch_size, accelerator.device)
 
     model, state = fit(
         accelerator,
@@ -128,7 +191,11 @@ def pretrain(
     )
     final = summary(state, train_lengths, len(held_data), started)
     if accelerator.is_main_process:
-        publish(model.mlm, tokenizer, output, metadata(config, base, manifest, tokenizer, accelerator, final), config.max_length)
+        meta = metadata(config, base, manifest, tokenizer, accelerator, final, command)
+        if config.objective == "electra":
+            publish(model.discriminator, tokenizer, output, meta, config.max_length, save=lambda folder: save_electra(model, folder))
+        else:
+            publish(model.mlm, tokenizer, output, meta, config.max_length)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final

@@ -18,6 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Arabic news 
 app.add_typer(annotation_tools.app, name="annotations")
 app.command("train")(train.train)
 app.command("pretrain")(train.pretrain)
+app.command("ship-encoder")(train.ship_encoder)
 app.command("predict")(predict.predict)
 app.command("eval")(evaluate.eval_command)
 app.command("cv")(evaluate.cv_command)

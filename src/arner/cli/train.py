@@ -1,9 +1,11 @@
-"""`arner train` and `arner pretrain`."""
+"""`arner train`, `arner pretrain` and `arner ship-encoder`."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -50,8 +52,11 @@ def pretrain(
     output: Annotated[Optional[Path], typer.Option(help="Model folder to write (default runs/<config name>).")] = None,
     set_: Annotated[Optional[list[str]], SET] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last epoch checkpoint in OUTPUT.")] = False,
+    prepare_only: Annotated[
+        bool, typer.Option(help="Only learn the tokenizer and pack the rows (OUTPUT/work/data, for `--set packed_rows=...` elsewhere).")
+    ] = False,
 ) -> None:
-    """Masked-language-model pretraining of a BERT on raw text, from scratch or from a checkpoint; the output works as `arner train`'s model."""
+    """Pretrain an encoder on raw text (masked LM, or ELECTRA's replaced-token detection), from scratch or continuing a checkpoint; the output works as `arner train`'s model."""
     from arner.train.config import PretrainConfig, load_config
     from arner.train.pretrain import pretrain as run
 
@@ -59,4 +64,20 @@ def pretrain(
         usage(f"unexpected argument(s) {' '.join(more_text)} (text paths go after --text)")
     cfg = load_config(config, set_ or [], cls=PretrainConfig)
     texts = [*(text or []), *(more_text or [])]
-    print_metrics(run(cfg, texts, output or Path("runs") / config.stem, resume=resume, config_path=str(config)))
+    command = shlex.join(["arner", *sys.argv[1:]])
+    out = output or Path("runs") / config.stem
+    print_metrics(run(cfg, texts, out, resume=resume, config_path=str(config), command=command, prepare_only=prepare_only))
+
+
+@handle_errors
+def ship_encoder(
+    run: Annotated[Path, typer.Argument(help="Folder of a finished `arner pretrain` run with objective electra.")],
+    to: Annotated[Path, typer.Option(help="The shipped encoder's folder (replaced whole; the only folder under its parent).")] = Path(
+        "models/arner-electra-ar"
+    ),
+) -> None:
+    """Ship a pretrained ELECTRA encoder: fp16 weights, tokenizer, generator, model card, at most 30 MB."""
+    from arner.train.pretrain.ship import ship
+
+    shipped = ship(run, to, shlex.join(["arner", *sys.argv[1:]]))
+    typer.echo(f"shipped {run} to {to}: {shipped['bytes']:,} bytes; card {to / 'README.md'}")

@@ -107,7 +107,7 @@ class Tagger:
         if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
             raise ModelLoadError(f"{path}: no such model folder")
         dev = resolve_device(device)
-        dtype = None
+        dtype = torch.float32  # not the folder's own: an fp16 folder (the shipped encoder) runs in fp32 on a CPU
         if dev.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         try:
