@@ -11,7 +11,7 @@ from arner.core.conventions import Span
 from arner.core.corpus import AnnotationError
 from arner.core.formats import EXPORTERS, IMPORTERS, labelstudio, texts
 
-from conftest import ANNOTATIONS, TEXT, write_folder
+from conftest import ANNOTATIONS, REPO, TEXT, write_folder
 
 runner = CliRunner()
 
@@ -250,3 +250,55 @@ def test_importing_no_documents_writes_nothing(tmp_path, good_folder):
     result = runner.invoke(app, ["annotations", "import", "--format", "brat", str(tmp_path / "missing"), "--out", str(good_folder)])
     assert result.exit_code == 1 and "not a folder" in result.output
     assert sorted(p.read_bytes() for p in good_folder.rglob("*.json")) == before
+
+
+def test_hf_export_fold_column_reproduces_the_leave_one_article_out_folds(tmp_path, dataset):
+    from datasets import load_from_disk
+
+    out = tmp_path / "hf"
+    assert runner.invoke(app, ["annotations", "export", "--format", "hf", "--out", str(out), str(ANNOTATIONS)]).exit_code == 0
+    ds = load_from_disk(str(out))["train"]
+    assert ds.features["fold"].dtype == "int32"
+    assert {(r["doc"], r["fold"]) for r in ds} == {(d.doc, k) for k, d in enumerate(dataset)}
+    for k in range(len(dataset)):
+        train, (held,) = corpus.split(dataset, k)
+        assert set(ds.filter(lambda r, k=k: r["fold"] != k)["doc"]) == {d.doc for d in train}
+        assert set(ds.filter(lambda r, k=k: r["fold"] == k)["doc"]) == {held.doc}
+
+
+def test_hf_fold_numbers_are_those_of_arner_cv(tmp_path):
+    """Doc ids chosen so that the order of their span files ('a-b.json' < 'a.json') is not that of the ids ('a' < 'a-b')."""
+    from datasets import load_from_disk
+
+    from arner import cv
+
+    moscow = [{"start": 23, "end": 28, "label": "PLACE", "text": "موسكو"}]
+    folder = write_folder(tmp_path / "ann", {doc: (TEXT, moscow) for doc in ("b", "a", "a-b")})
+    result = cv.run(tmp_path / "cv", systems=["memorization"], gold=folder, resamples=10)
+    assert runner.invoke(app, ["annotations", "export", "--format", "hf", "--out", str(tmp_path / "hf"), str(folder)]).exit_code == 0
+    ds = load_from_disk(str(tmp_path / "hf"))["train"]
+    assert dict(zip(ds["doc"], ds["fold"])) == {f["doc"]: f["fold"] for f in result["folds"]} == {"a-b": 0, "a": 1, "b": 2}
+
+
+def test_labelstudio_config_matches_the_export(tmp_path, dataset):
+    import re
+    import xml.etree.ElementTree as ET
+
+    from arner.core.conventions import LABELS
+
+    view = ET.parse(REPO / "annotations" / "labelstudio.xml").getroot()
+    (labels,) = view.iter("Labels")
+    (text,) = view.iter("Text")
+    assert [lab.get("value") for lab in labels.iter("Label")] == list(LABELS)
+    assert (labels.get("name"), labels.get("toName"), text.get("name")) == (labelstudio.FROM_NAME, labelstudio.TO_NAME, labelstudio.TO_NAME)
+    assert text.get("granularity") == "symbol"  # spans may leave a proclitic of their word outside
+    assert "direction: rtl" in view.get("style") and "direction: rtl" in view.find("Style").text
+    EXPORTERS["labelstudio"](dataset, tmp_path / "ls.json")
+    tasks = json.loads((tmp_path / "ls.json").read_text(encoding="utf-8"))
+    variables = {m for el in view.iter() for m in re.findall(r"^\$(\w+)$", el.get("value", ""))}
+    assert variables == {"text", "doc"} and all(variables <= set(t["data"]) for t in tasks)
+    assert text.get("value") == "$text"
+    results = [r for t in tasks for r in t["annotations"][0]["result"]]
+    assert len(results) == 322
+    assert {(r["from_name"], r["to_name"]) for r in results} == {(labels.get("name"), text.get("name"))}
+    assert {r["value"]["labels"][0] for r in results} == {lab.get("value") for lab in labels.iter("Label")}

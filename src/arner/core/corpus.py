@@ -367,6 +367,11 @@ def split(documents: Sequence[Document], fold: int | None) -> tuple[list[Documen
     return [d for i, d in enumerate(documents) if i != fold], [documents[fold]]
 
 
+def folds(documents: Sequence[Document]) -> dict[str, int]:
+    """The leave-one-article-out fold of each document: K for documents[K], the one fold K holds out (see `split`)."""
+    return {d.doc: k for k, d in enumerate(documents)}
+
+
 def attempt(read: Callable[[], tuple[Document | None, list[Problem]]]) -> tuple[Document | None, list[Problem]]:
     """`read()`, with an AnnotationError it raises turned into its problems (for `gather`)."""
     try:

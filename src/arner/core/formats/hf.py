@@ -1,4 +1,9 @@
-"""A `datasets.DatasetDict` of paragraphs in the word view, saved with `save_to_disk`."""
+"""A `datasets.DatasetDict` of paragraphs in the word view, saved with `save_to_disk`.
+
+Each row carries the `fold` of its document, numbered as `arner train --fold` and `arner cv` number
+them (`corpus.split`: fold K holds out the K-th document of the folder), so
+`ds.filter(lambda r: r["fold"] != k)` is the training data of fold k and `r["fold"] == k` its held-out article.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import TAGS, paragraphs, word_tags, words
-from arner.core.corpus import Document
+from arner.core.corpus import Document, folds
 
 
 def features():
@@ -17,6 +22,7 @@ def features():
             "id": Value("string"),
             "doc": Value("string"),
             "paragraph": Value("int32"),
+            "fold": Value("int32"),
             "tokens": Sequence(Value("string")),
             "ner_tags": Sequence(ClassLabel(names=list(TAGS))),
             "char_starts": Sequence(Value("int32")),
@@ -26,8 +32,8 @@ def features():
 
 
 def rows(documents: list[Document]) -> list[dict]:
-    """One row per paragraph; char offsets index the whole article text."""
-    out = []
+    """One row per paragraph; char offsets index the whole article text; `fold` as `corpus.split` numbers `documents`."""
+    out, fold = [], folds(documents)
     for d in documents:
         ws = words(d.text)
         tags = word_tags(ws, d.spans)
@@ -38,6 +44,7 @@ def rows(documents: list[Document]) -> list[dict]:
                     "id": f"{d.doc}-{k}",
                     "doc": d.doc,
                     "paragraph": k,
+                    "fold": fold[d.doc],
                     "tokens": [ws[i].text for i in idx],
                     "ner_tags": [tags[i] for i in idx],
                     "char_starts": [ws[i].start for i in idx],
