@@ -10,6 +10,7 @@ import typer
 
 from arner.cli.errors import handle_errors
 from arner.cli.options import BATCH_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_STRIDE, DEVICE, STRIDE
+from arner.core.results import THRESHOLD, check_threshold
 
 
 @handle_errors
@@ -21,7 +22,15 @@ def predict(
     out: Annotated[
         Optional[Path], typer.Option(help="Output file (for brat a folder, replaced whole: new, empty or only .txt/.ann); default stdout.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl (predictions for `arner eval --pred`), conll, brat, labelstudio.")] = "jsonl",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="jsonl (predictions for `arner eval --pred`), conll, brat, labelstudio, pipeline (a line per text: "
+            "the list of {entity_group, score, word, start, end} transformers' pipeline gives).",
+        ),
+    ] = "jsonl",
+    threshold: Annotated[float, typer.Option(help="Leave out entities scored below this (0 to 1; 0 keeps all).")] = THRESHOLD,
     device: Annotated[str, DEVICE] = "auto",
     batch_size: Annotated[int, BATCH_SIZE] = DEFAULT_BATCH_SIZE,
     stride: Annotated[int, STRIDE] = DEFAULT_STRIDE,
@@ -31,8 +40,9 @@ def predict(
     from arner.inference import Tagger
 
     check_out(fmt, out)  # an unknown format, or a brat --out that would be refused, fails before the tagging, not after
+    check_threshold(threshold, "--threshold")
     docs = read_inputs(inputs or [])
-    tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride)
+    tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride, threshold=threshold)
     entities = tagger.predict([t for _, t in docs])
     text = render(fmt, docs, entities, out)
     if text is not None:

@@ -26,6 +26,9 @@ def serve(
     ),
     batch_size: Annotated[int, BATCH_SIZE] = default("batch_size"),
     stride: Annotated[int, STRIDE] = default("stride"),
+    threshold: Annotated[
+        float, typer.Option(help='Leave out entities scored below this (0 to 1); a request\'s own "threshold" overrides it.')
+    ] = default("threshold"),
     max_batch_texts: Annotated[int, typer.Option(help="Most texts merged from concurrent requests into one model call.")] = default(
         "max_batch_texts"
     ),

@@ -18,6 +18,7 @@ import torch
 from arner.core import defaults
 from arner.core.alignment import EncodedDocument, encode_documents, window_owners
 from arner.core.conventions import PROCLITICS, Span, Word, tags_to_word_ranges, words
+from arner.core.results import THRESHOLD, above, check_threshold, pipeline_dict, pipeline_dicts
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -39,6 +40,10 @@ class Entity:
 
     def span(self) -> Span:
         return Span(self.start, self.end, self.label, self.text)
+
+    def to_pipeline(self) -> dict:
+        """The dict `transformers.pipeline("token-classification", aggregation_strategy=...)` gives for this entity."""
+        return pipeline_dict(self)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -67,7 +72,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class Tagger:
-    """Callable on one text (-> list of Entity) or a list of texts (-> list of lists)."""
+    """Callable on one text (-> list of Entity) or a list of texts (-> list of lists).
+
+    `threshold` (0 to 1, default 0: keep all) drops entities scored below it, in every call
+    unless the call gives its own.
+    """
 
     def __init__(
         self,
@@ -78,6 +87,7 @@ class Tagger:
         stride: int = defaults.STRIDE,
         max_length: int | None = None,
         trim_proclitics: bool = True,
+        threshold: float = THRESHOLD,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -89,6 +99,7 @@ class Tagger:
         self.max_length = min(max_length or limit, limit)
         self.stride = max(0, min(stride, self.max_length // 4))
         self.trim_proclitics = trim_proclitics
+        self.threshold = check_threshold(threshold)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.labels = [self.id2label[i] for i in range(len(self.id2label))]
         self._units: dict[str, bool] = {}
@@ -119,16 +130,27 @@ class Tagger:
             raise ModelLoadError(f"{path}: the tokenizer is not a fast tokenizer (character offsets are needed)")
         return cls(model.to(dev), tokenizer, dev, batch_size, **kwargs)
 
-    def __call__(self, texts: str | Sequence[str]) -> list[Entity] | list[list[Entity]]:
+    def __call__(self, texts: str | Sequence[str], threshold: float | None = None) -> list[Entity] | list[list[Entity]]:
         if isinstance(texts, str):
-            return self.predict([texts])[0]
-        return self.predict(list(texts))
+            return self.predict([texts], threshold)[0]
+        return self.predict(list(texts), threshold)
 
-    def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        """Entities for each text, offsets into that exact string."""
+    def predict(self, texts: Sequence[str], threshold: float | None = None) -> list[list[Entity]]:
+        """Entities for each text, offsets into that exact string; those scored below `threshold`
+        (default: the tagger's) left out."""
+        keep = self.threshold if threshold is None else check_threshold(threshold)
         doc_words, encoded = self._encode(texts)
         tags = self._word_predictions(encoded)
-        return [self._decode(t, ws, enc, p) for t, ws, enc, p in zip(texts, doc_words, encoded, tags)]
+        return [above(self._decode(t, ws, enc, p), keep) for t, ws, enc, p in zip(texts, doc_words, encoded, tags)]
+
+    def pipeline_dicts(self, texts: str | Sequence[str], threshold: float | None = None) -> list[dict] | list[list[dict]]:
+        """What `transformers.pipeline("token-classification", aggregation_strategy=...)` returns, for
+        code written for it: one text gives a list of `{entity_group, score, word, start, end}`,
+        a list of texts one such list per text. The entities are `predict`'s (proclitics trimmed,
+        `word` the exact `text[start:end]`)."""
+        if isinstance(texts, str):
+            return pipeline_dicts(self.predict([texts], threshold)[0])
+        return [pipeline_dicts(doc) for doc in self.predict(list(texts), threshold)]
 
     def spans(self, texts: Sequence[str]) -> list[list[Span]]:
         """`predict` as plain spans (no scores), the form the scorers compare with gold spans."""

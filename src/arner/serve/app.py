@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
 import arner
+from arner.core.results import above, pipeline_dicts
 from arner.serve.batcher import MicroBatcher, ServiceUnavailable
 from arner.serve.body import parse_entities_request
 from arner.serve.limits import BodyGuardMiddleware, Limits
@@ -116,7 +117,7 @@ def create_app(tagger_or_model_dir: Any, settings: ServeSettings | None = None) 
     app.state.limits = limits
     app.add_middleware(BodyGuardMiddleware, max_bytes=limits.max_body_bytes, timeout_s=settings.body_timeout_s)
     _add_error_handlers(app)
-    _add_routes(app, batcher, limits, info)
+    _add_routes(app, batcher, limits, info, settings)
     return app
 
 
@@ -170,7 +171,16 @@ def _add_error_handlers(app: FastAPI) -> None:
         return ArnerJSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
 
-def _add_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, info: dict) -> None:
+def answer(results: list[list], request: EntitiesRequest, settings: ServeSettings) -> dict:
+    """The body of a 200: each text's entities at or above the request's threshold (else the server's), in the form asked."""
+    threshold = settings.threshold if request.threshold is None else request.threshold
+    kept = [above(ents, threshold) for ents in results]
+    if request.format == "pipeline":
+        return {"entities": [pipeline_dicts(ents) for ents in kept]}
+    return {"entities": [[e.to_json() for e in ents] for ents in kept]}
+
+
+def _add_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, info: dict, settings: ServeSettings) -> None:
     @app.get("/healthz", responses={503: {"model": ErrorResponse}})
     async def healthz():
         """200 while the batching worker runs, 503 otherwise."""
@@ -180,12 +190,15 @@ def _add_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, info: dict)
 
     @app.get("/v1/model")
     async def model():
-        """Labels, tags, model names, max length, stride, device, arner's version, training metrics, limits, batching settings."""
-        return {**info, "limits": limits.to_json(), "batching": {k: v for k, v in batcher.stats().items() if k.startswith("max_")}}
+        """Labels, tags, model names, max length, stride, device, arner's version, training metrics, limits, batching settings,
+        the default score threshold."""
+        batching = {k: v for k, v in batcher.stats().items() if k.startswith("max_")}
+        return {**info, "limits": limits.to_json(), "batching": batching, "threshold": settings.threshold}
 
     @app.post("/v1/entities", response_model=EntitiesResponse, responses=ERRORS, openapi_extra=REQUEST_BODY)
     async def entities(request: Request):
-        """Entities per text: `{"entities": [[{start, end, label, text, score}, ...], ...]}`, offsets in code points."""
+        """Entities per text: `{"entities": [[{start, end, label, text, score}, ...], ...]}`, offsets in code points
+        (`"format": "pipeline"`: the dicts of transformers' pipeline; `"threshold"`: leave out entities scored below it)."""
         body = parse_entities_request(await request.body())  # a RequestValidationError (422) when malformed
         too_big = limits.check(body.texts)
         if too_big is not None:
@@ -199,7 +212,7 @@ def _add_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, info: dict)
             raise
         except Exception as e:  # noqa: BLE001
             return error(500, f"prediction failed: {type(e).__name__}: {e}")
-        payload = {"entities": [[e.to_json() for e in ents] for ents in results]}
+        payload = answer(results, body, settings)
         # how many texts the merged model call held, and the time spent queued + in the model
         headers = {"X-Arner-Batch-Texts": str(merged), "Server-Timing": f"model;dur={(time.perf_counter() - t0) * 1000:.2f}"}
         return ArnerJSONResponse(payload, headers=headers)

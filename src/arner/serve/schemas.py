@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field
 class EntitiesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     texts: list[str] = Field(description="Texts to tag; offsets in the answer are code points (Python str indices) into each one.")
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Leave out entities scored below this (0 to 1); default: the server's --threshold.",
+    )
+    format: Literal["entities", "pipeline"] = Field(
+        "entities",
+        description="entities: {start, end, label, text, score}; pipeline: {entity_group, score, word, start, end}, "
+        'as transformers.pipeline("token-classification", aggregation_strategy=...) returns them.',
+    )
 
 
 class EntityOut(BaseModel):
@@ -23,8 +35,18 @@ class EntityOut(BaseModel):
     score: float
 
 
+class PipelineEntityOut(BaseModel):
+    entity_group: str
+    score: float
+    word: str
+    start: int
+    end: int
+
+
 class EntitiesResponse(BaseModel):
-    entities: list[list[EntityOut]] = Field(description="One list per input text, in input order.")
+    entities: list[list[EntityOut]] | list[list[PipelineEntityOut]] = Field(
+        description='One list per input text, in input order; the pipeline\'s dicts with "format": "pipeline".'
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -58,6 +80,7 @@ def too_large(what: str, limit: str, maximum: int, value: int | None, shown: str
     return payload
 
 
+EXPECTED = '{"texts": [string, ...]}, optionally "threshold": 0 to 1, "format": "entities" or "pipeline"'
 # errors of the body as a whole (`arner.serve.body`), whose `msg` is the whole clause
 BODY_ERRORS = frozenset({"body_missing", "utf8_invalid", "json_too_deep", "json_invalid"})
 
@@ -76,4 +99,4 @@ def validation_message(errors: Sequence[dict]) -> str:
             where = f"texts[{loc[1]}]" + "".join(f".{x}" for x in loc[2:])
         parts.append(f"{where}: {msg}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "invalid request body: " + "; ".join(parts) + more + ' (expected {"texts": [string, ...]})'
+    return "invalid request body: " + "; ".join(parts) + more + f" (expected {EXPECTED})"

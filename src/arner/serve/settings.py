@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from arner.core import defaults
+from arner.core.results import THRESHOLD
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 # what the serving code knows how to check without loading a model (arner.serve.device)
@@ -53,6 +54,8 @@ class ServeSettings(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     batch_size: int = Field(defaults.BATCH_SIZE, ge=1, description="Windows per forward pass of the model.")
     stride: int = Field(defaults.STRIDE, ge=0, description="Overlap in subwords between windows of long texts.")
+    # what an answer holds (a request may give its own)
+    threshold: float = Field(THRESHOLD, ge=0, le=1, allow_inf_nan=False, description="Leave out entities scored below this (0 keeps all).")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (process-wide); None: run picks cores - 1 on CPU.")
     warmup: bool = Field(True, description="Run the model once before serving.")
     # None: `run` freezes (the process is the server), `create_app` alone does not (the process may be anyone's)

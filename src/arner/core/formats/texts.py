@@ -10,8 +10,9 @@ from arner.core import atomic
 from arner.core.corpus import AnnotationError, Document, Problem, loads_json, read_text
 from arner.core.formats import predictions
 from arner.core.names import unique_doc_id
+from arner.core.results import pipeline_jsonl
 
-FORMATS = ("jsonl", "conll", "brat", "labelstudio")
+FORMATS = ("jsonl", "conll", "brat", "labelstudio", "pipeline")
 
 
 def _jsonl_docs(path: Path, text: str, seen: dict[str, str]) -> tuple[list[tuple[str, str]], list[Problem]]:
@@ -86,6 +87,8 @@ def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Pat
     check_out(fmt, out)
     if fmt == "jsonl":
         text = predictions.dumps([(d, ents) for (d, _), ents in zip(docs, entities)])
+    elif fmt == "pipeline":
+        text = pipeline_jsonl(entities)
     else:
         documents = [Document(d, t, [e.span() for e in ents]) for (d, t), ents in zip(docs, entities)]
         if fmt == "brat":
