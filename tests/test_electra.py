@@ -322,3 +322,14 @@ def test_killed_then_resumed_matches_uninterrupted(pretrained, text, tmp_path):
     for name in ("model.safetensors", "generator/model.safetensors"):  # shared embeddings and the tied head survive the checkpoint
         a, b = load_file(out / name), load_file(tmp_path / "r" / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_position_cosine_says_when_every_position_is_the_same_vector():
+    from arner.train.pretrain.electra import position_cosine
+
+    same = torch.ones(1, 4, 8)
+    assert position_cosine(same, torch.ones(1, 4)) == pytest.approx(1.0)
+    orthogonal = torch.eye(4)[None]
+    assert position_cosine(orthogonal, torch.ones(1, 4)) == pytest.approx(0.0)
+    padded = torch.cat([torch.eye(3), torch.ones(1, 3)])[None]  # the last position is padding: left out
+    assert position_cosine(padded, torch.tensor([[1, 1, 1, 0]])) == pytest.approx(0.0)

@@ -53,13 +53,17 @@ def data_table(inputs: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def heads(n: int) -> str:
+    return f"{n} head" if n == 1 else f"{n} heads"
+
+
 def shape_line(discriminator, generator) -> str:
     """The shapes, read from the models' own configs (a continued run's config does not restate them)."""
     d, g = discriminator, generator
     return (
-        f"{d.num_hidden_layers} layers of hidden {d.hidden_size} ({d.num_attention_heads} heads, feed-forward "
+        f"{d.num_hidden_layers} layers of hidden {d.hidden_size} ({heads(d.num_attention_heads)}, feed-forward "
         f"{d.intermediate_size}), embeddings factorized to {d.embedding_size}, {d.max_position_embeddings} positions; "
-        f"generator: hidden {g.hidden_size} ({g.num_attention_heads} heads, feed-forward {g.intermediate_size}), the same depth"
+        f"generator: hidden {g.hidden_size} ({heads(g.num_attention_heads)}, feed-forward {g.intermediate_size}), the same depth"
     )
 
 
@@ -79,6 +83,12 @@ def heldout_lines(metrics: dict) -> list[str]:
         if key in held:
             before = f" (after the first epoch of this run: {first[key]:.4f})" if key in first and metrics.get("epochs_run", 1) > 1 else ""
             lines.append(f"- {what}: **{held[key]:.4f}**{before}")
+    cosine = held.get("position_cosine")
+    if cosine is not None:
+        verdict = "collapsed: every position nearly the same vector" if cosine > 0.9 else "not collapsed"
+        lines.append(
+            f"- mean cosine between the last-layer vectors of distinct positions: {cosine:.3f} ({verdict}; random weights: about 0.37)"
+        )
     share = held.get("replaced_share")
     if share is not None:
         lines.append(

@@ -191,15 +191,36 @@ class ReplacedTokenDetection(torch.nn.Module):
         return RTDOutput(loss, generator_loss.detach(), discriminator_loss.detach(), scores, replaced)
 
 
+def position_cosine(hidden: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean cosine similarity between the vectors of distinct real positions of each row (`hidden`: rows x positions x width).
+
+    Near 1, every position carries the same vector: the encoder has collapsed and holds no token identity
+    for fine-tuning to use (a randomly initialized encoder of the shipped shape: about 0.37).
+    """
+    total, pairs = 0.0, 0
+    for row, real in zip(hidden.float(), mask.bool()):
+        unit = F.normalize(row[real], dim=-1)
+        n = len(unit)
+        if n > 1:
+            total += float((unit @ unit.T).sum() - n)
+            pairs += n * (n - 1)
+    return total / max(pairs, 1)
+
+
 def heldout_electra(model: ReplacedTokenDetection, rows, collator, batch_size: int, device, seed: int = 0) -> dict:
     """Held-out losses and how well the discriminator spots replaced subwords, with the same masks and samples each time."""
     was_training = model.training
     model.eval()
     model.sampler = torch.Generator(device=device).manual_seed(seed)
     sums = dict(gen=0.0, disc=0.0, masked=0, positions=0, tp=0, fp=0, fn=0, correct=0)
+    cosine = None
     with torch.no_grad():
         for chunk in rows.iter(batch_size=batch_size):
             batch = {k: v.to(device) for k, v in collator([{"input_ids": ids} for ids in chunk["input_ids"]]).items()}
+            if cosine is None:  # on the original text of the first batch
+                ids = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])
+                hidden = model.discriminator.electra(input_ids=ids, attention_mask=batch["attention_mask"])[0]
+                cosine = position_cosine(hidden, batch["attention_mask"])
             out = model(**batch)
             real = batch["attention_mask"].bool()
             n_masked, n_real = int((batch["labels"] != -100).sum()), int(real.sum())
@@ -224,5 +245,6 @@ def heldout_electra(model: ReplacedTokenDetection, rows, collator, batch_size: i
         "replaced_accuracy": sums["correct"] / max(sums["positions"], 1),
         "replaced_f1": 2 * precision * recall / max(precision + recall, 1e-12),
         "replaced_share": (sums["tp"] + sums["fn"]) / max(sums["positions"], 1),
+        "position_cosine": cosine,
         "positions": sums["positions"],
     }
