@@ -117,6 +117,11 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(trained, tmp_path):
     a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "r" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["epoch"] for r in rows(tmp_path / "r")] == list(range(1, 13))
+    # the console: each resumed epoch's loss and held-out score as log.jsonl has them, then where the model went
+    lines = resumed.stderr.splitlines()
+    epoch12 = rows(tmp_path / "r")[-1]
+    assert f"epoch 12/12: training loss {epoch12['loss']:.4f}; held-out strict_f1 {epoch12['heldout']['strict_f1']:.4f}" in lines
+    assert lines[-1].startswith(f"wrote the model to {tmp_path / 'r'}; next: arner predict --model {tmp_path / 'r'}")
 
 
 def test_early_stopping_on_the_heldout_article(tmp_path):

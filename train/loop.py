@@ -11,6 +11,7 @@ linear decay), `checkpoints` (log.jsonl, checkpoints, model files; re-exported h
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -158,6 +159,8 @@ def fit(
             t.state["epoch"] = epoch + 1
             t.state["history"].append(row)
             t.log.write(row)
+            if accelerator.is_main_process:
+                t.progress.write(epoch_line(row, config.epochs, score_key), file=sys.stderr)
             save_checkpoint(accelerator, t.checkpoints, t.state, config.keep_checkpoints)
             if improved and on_improve is not None and accelerator.is_main_process:
                 on_improve(accelerator.unwrap_model(t.model))
@@ -167,6 +170,16 @@ def fit(
     finally:
         t.progress.close()
     return accelerator.unwrap_model(t.model), t.state
+
+
+def epoch_line(row: dict, epochs: int, score_key: str | None) -> str:
+    """The console line of an epoch: its training loss and held-out score, as `log.jsonl` has them."""
+    line = f"epoch {row['epoch']}/{epochs}: training loss {row['loss']:.4f}"
+    held = row.get("heldout") or {}
+    keys = [score_key] if score_key in held else [k for k, v in held.items() if isinstance(v, float)][:3]
+    if keys:
+        line += "; held-out " + ", ".join(f"{k} {held[k]:.4f}" for k in keys)
+    return line
 
 
 def judge(t: Training, row: dict, evaluate: Callable | None, score_key: str | None) -> tuple[bool, bool]:
