@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from arner.core import atomic
@@ -192,20 +191,16 @@ def save_model(model, tokenizer, out: Path) -> None:
         tokenizer.save_pretrained(str(tmp))
 
 
-def publish(model, tokenizer, output: Path, meta: dict, max_length: int, save: Callable[[Path], None] | None = None) -> None:
-    """Write the model files and arner.json into `output` (each file or folder renamed into place).
+def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None:
+    """Write the model files (`model.save_pretrained`) and arner.json into `output`, each file or folder renamed into place.
 
-    `save(folder)` writes the model (default: `model.save_pretrained`). The previous run's arner.json goes
-    first and the new one comes last: a folder with arner.json holds the model it describes, even if
-    publishing was cut short.
+    The previous run's arner.json goes first and the new one comes last: a folder with arner.json holds
+    the model it describes, even if publishing was cut short.
     """
     staging = output / ".final.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    if save is None:
-        model.save_pretrained(str(staging), safe_serialization=True)
-    else:
-        save(staging)
+    model.save_pretrained(str(staging), safe_serialization=True)
     tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(str(staging))
     meta = {**meta, "git_commit": git_commit(), "versions": versions(), "device": str(next(model.parameters()).device)}

@@ -16,6 +16,7 @@ later run continues both where this one stopped.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def save_electra(model: ReplacedTokenDetection, folder: Path, dtype: torch.dtype
     """The discriminator as a Hugging Face folder, the generator (its own weights only) in `folder/generator/`."""
     from safetensors.torch import save_file
 
-    discriminator = model.discriminator if dtype is None else _copy(model.discriminator).to(dtype)
+    discriminator = model.discriminator if dtype is None else copy.deepcopy(model.discriminator).to(dtype)
     discriminator.save_pretrained(str(folder), safe_serialization=True)
     gen_dir = folder / GENERATOR_DIR
     gen_dir.mkdir(exist_ok=True)
@@ -127,12 +128,6 @@ def _set_config_dtype(path: Path, dtype: str) -> None:
     config.pop("torch_dtype", None)
     config["dtype"] = dtype
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def _copy(module: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(module)
 
 
 @dataclass
@@ -166,9 +161,9 @@ class ReplacedTokenDetection(torch.nn.Module):
         self.discriminator_weight, self.temperature = discriminator_weight, temperature
         self.sampler: torch.Generator | None = None  # set for reproducible samples (held-out evaluation)
 
-    @property
-    def config(self):
-        return self.discriminator.config
+    def save_pretrained(self, folder: str | Path, **kwargs) -> None:
+        """What `publish` calls: the discriminator's folder with the generator beside it (`save_electra`)."""
+        save_electra(self, Path(folder))
 
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs) -> RTDOutput:
         if attention_mask is None:

@@ -26,6 +26,10 @@ class MaskedPositionsMLM(torch.nn.Module):
         heads = [name for name, child in mlm.named_children() if child is not base]
         self.head_name = heads[0] if len(heads) == 1 else None
 
+    def save_pretrained(self, folder, **kwargs) -> None:
+        """What `publish` calls: the wrapped model's own folder (the wrapper adds no weights)."""
+        self.mlm.save_pretrained(folder, **kwargs)
+
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
         from transformers.modeling_outputs import MaskedLMOutput
 

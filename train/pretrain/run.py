@@ -33,7 +33,7 @@ from arner.train.pretrain.data import (
     split_heldout,
     tokenizer_fingerprint,
 )
-from arner.train.pretrain.electra import build_electra, heldout_electra, load_electra, save_electra
+from arner.train.pretrain.electra import build_electra, heldout_electra, load_electra
 from arner.train.pretrain.masking import make_collator
 from arner.train.pretrain.model import MaskedPositionsMLM, heldout_loss, load_mlm, resolve_base
 from arner.train.pretrain.text import as_inputs, check_inputs
@@ -124,8 +124,7 @@ def metadata(config: PretrainConfig, base: str | None, manifest: dict, tokenizer
         "processes": accelerator.num_processes,
         "torch_threads": torch.get_num_threads(),
         "metrics": final,
-        "command": command,
-        "pretraining_total": cumulative(base, final, command),
+        "pretraining_total": cumulative(base, final, command),  # its last command is this run's
     }
 
 
@@ -191,11 +190,7 @@ def pretrain(
     )
     final = summary(state, train_lengths, len(held_data), started)
     if accelerator.is_main_process:
-        meta = metadata(config, base, manifest, tokenizer, accelerator, final, command)
-        if config.objective == "electra":
-            publish(model.discriminator, tokenizer, output, meta, config.max_length, save=lambda folder: save_electra(model, folder))
-        else:
-            publish(model.mlm, tokenizer, output, meta, config.max_length)
+        publish(model, tokenizer, output, metadata(config, base, manifest, tokenizer, accelerator, final, command), config.max_length)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
