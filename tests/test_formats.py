@@ -99,6 +99,36 @@ def test_bad_imports_are_clear_errors_and_write_nothing(tmp_path):
     assert not out.exists()
 
 
+def _bad_sources(tmp_path):
+    """Per importer: a source with a format error and a label error, and the places each must be named by."""
+    doccano = tmp_path / "bad.jsonl"
+    doccano.write_text('{"id": "d", "text": "وصل كيريل", "label": [[4, 9, "PERSON"]]}\nnot json\n', encoding="utf-8")
+    ls = tmp_path / "ls.json"
+    value = {"start": 4, "end": 9, "text": "كيريل", "labels": ["PERSON"]}
+    tasks = [{"data": {"text": "وصل كيريل"}, "annotations": [{"result": [{"type": "labels", "value": value}]}]}, {"data": {}}]
+    ls.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    brat = tmp_path / "brat"
+    brat.mkdir()
+    (brat / "d.txt").write_text("وصل كيريل", encoding="utf-8")
+    (brat / "d.ann").write_text("T1\tPERSON 4 9\tكيريل\nT2\tACTOR 4 x\tكيريل\n", encoding="utf-8")
+    return {
+        "doccano": (doccano, ["bad.jsonl:1: error: d: span 0", "bad.jsonl:2: error: bad JSON"]),
+        "labelstudio": (ls, ["ls.json: error: task 0", "ls.json: error: task 1: no data.text"]),
+        "brat": (brat, ["d.ann:1: error: span 0", "d.ann:2: error: bad brat line"]),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["doccano", "labelstudio", "brat"])
+def test_import_reports_format_and_label_errors_together_by_file(tmp_path, fmt):
+    source, expected = _bad_sources(tmp_path)[fmt]
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["annotations", "import", "--format", fmt, str(source), "--out", str(out)])
+    assert result.exit_code == 1 and not out.exists()
+    for place in expected:  # one pass: the label error beside the format error, each at its file (and line)
+        assert any(place in line for line in result.output.splitlines()), (place, result.output)
+    assert "unknown label 'PERSON'" in result.output
+
+
 def test_brat_text_mismatch_is_reported(tmp_path):
     (tmp_path / "d.txt").write_text(TEXT, encoding="utf-8")
     (tmp_path / "d.ann").write_text("T1\tPLACE 23 28\tلندن\n", encoding="utf-8")

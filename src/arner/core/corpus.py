@@ -195,6 +195,16 @@ def check_document_spans(path: str, text: str, spans: list[Span], lines: list[in
     return problems + overlap_problems(path, in_range, index, lines.__getitem__)
 
 
+def source_span_errors(where: str, text: str, spans: Sequence[tuple[Span, int | None]], context: str = "") -> list[Problem]:
+    """The errors of an imported document's (span, source line) pairs, named by the source file and line.
+
+    Importers report these with their format errors, in one pass, so a user fixes a file once.
+    """
+    ordered = sorted(spans, key=lambda pair: pair[0])
+    found = check_document_spans(where, text, [s for s, _ in ordered], [line for _, line in ordered])
+    return [Problem(p.path, f"{context}{p.message}", p.line) for p in found if p.severity == "error"]
+
+
 def read_spans_file(path: Path, texts: dict[str, str], unreadable: Collection[str] = ()) -> tuple[Document | None, list[Problem]]:
     """Parse and check one span file against the article texts (keyed by doc id).
 

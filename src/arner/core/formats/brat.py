@@ -11,7 +11,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, attempt, gather, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, attempt, gather, read_text, source_span_errors
 from arner.core.names import safe_doc_id, unique_doc_id
 
 OWNED = ("*.txt", "*.ann")
@@ -76,9 +76,10 @@ def _document(txt: Path) -> tuple[Document | None, list[Problem]]:
         if not line.startswith("T"):
             continue
         span, problem = _span(line.rstrip("\r"), n, text, ann_path)
-        spans += [span] if span else []
+        spans += [(span, n)] if span else []
         problems += [problem] if problem else []
-    return Document(doc, text, sorted(spans)), problems
+    problems += source_span_errors(str(ann_path), text, spans)
+    return Document(doc, text, sorted(s for s, _ in spans)), problems
 
 
 def load(folder: Path) -> list[Document]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, attempt, gather, is_int, loads_json, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, attempt, gather, is_int, loads_json, read_text, source_span_errors
 from arner.core.names import unique_doc_id
 
 
@@ -37,8 +37,8 @@ def _triples(row: dict) -> list[tuple[int, int, str]]:
     return triples
 
 
-def _document(line: str, n: int, where: str, seen: dict[str, str]) -> Document:
-    """One JSONL line as a document; AnnotationError naming the file and line."""
+def _document(line: str, n: int, where: str, seen: dict[str, str]) -> tuple[Document, list[Problem]]:
+    """One JSONL line as a document and its spans' errors; AnnotationError naming the file and line for a bad line."""
     row = loads_json(line, where, n)
     try:
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
@@ -48,7 +48,8 @@ def _document(line: str, n: int, where: str, seen: dict[str, str]) -> Document:
         raise AnnotationError([Problem(where, f"bad doccano line: {e}", n)]) from None
     text = row["text"]
     doc = unique_doc_id(row.get("id", n), seen, where, n)
-    return Document(doc, text, sorted(Span(s, e, lab, text[s:e]) for s, e, lab in triples))
+    spans = [Span(s, e, lab, text[s:e]) for s, e, lab in triples]
+    return Document(doc, text, sorted(spans)), source_span_errors(where, text, [(s, n) for s in spans], f"{doc}: ")
 
 
 def load(path: Path) -> list[Document]:
@@ -56,4 +57,4 @@ def load(path: Path) -> list[Document]:
     where = str(path)
     seen: dict = {}
     lines = enumerate(read_text(Path(path)).split("\n"), 1)  # not splitlines: a text may hold U+2028
-    return gather(attempt(lambda n=n, line=line: (_document(line, n, where, seen), [])) for n, line in lines if line.strip())
+    return gather(attempt(lambda n=n, line=line: _document(line, n, where, seen)) for n, line in lines if line.strip())

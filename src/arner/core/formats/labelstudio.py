@@ -7,7 +7,7 @@ from pathlib import Path
 
 from arner.core import atomic
 from arner.core.conventions import Span
-from arner.core.corpus import AnnotationError, Document, Problem, gather, is_int, loads_json, read_text
+from arner.core.corpus import AnnotationError, Document, Problem, gather, is_int, loads_json, read_text, source_span_errors
 from arner.core.names import unique_doc_id
 
 FROM_NAME, TO_NAME = "label", "text"
@@ -96,7 +96,8 @@ def _document(task: object, n: int, where: str, seen: dict[str, str]) -> tuple[D
     label = f"task {n} ({doc})"
     results, problems = _chosen(task, where, label)
     spans, found = _spans(results, data["text"], where, label)
-    return Document(doc, data["text"], sorted(spans)), problems + found
+    checked = source_span_errors(where, data["text"], [(s, None) for s in spans], f"{label}: ")
+    return Document(doc, data["text"], sorted(spans)), problems + found + checked
 
 
 def load(path: Path) -> list[Document]:
