@@ -113,6 +113,34 @@ def test_bench_infer_smoke(tmp_path):
     same_keys_as_committed(report, "infer-tiny")
 
 
+@pytest.mark.slow
+def test_bench_infer_host_only_times_the_code_around_a_stand_in_model(tmp_path):
+    args = ["bench", "infer", "--tokens", "600", "--batch-sizes", "4", "--lengths", "64", "--length-tokens", "150", "--host-only"]
+    result = runner.invoke(app, args + ["--device", "cpu", "--annotations", str(ANNOTATIONS), "--out", str(tmp_path), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "cpu" / "infer-tiny-host-only.json").read_text())
+    assert report["host_only"] is True and report["precision"] == "fp32"
+    assert report["targets"][0]["target"].startswith("host-only tokens/s")
+    assert report["targets"][0]["value"] == report["tagger_best"]["tokens_per_second"]
+    assert "Host only" in (tmp_path / "cpu" / "infer-tiny-host-only.md").read_text()
+
+
+def test_fixed_logits_tag_about_the_asked_share_of_tokens_as_entities():
+    from transformers import BertConfig
+
+    from arner.bench.infer import FixedLogits
+    from arner.core.conventions import TAG2ID
+
+    model = type("M", (), {"config": BertConfig(vocab_size=5000, num_labels=7)})()
+    stand_in = FixedLogits(model, entity_share=0.2)
+    ids = torch.arange(5000).reshape(50, 100)
+    logits = stand_in(input_ids=ids).logits
+    assert logits.shape == (50, 100, 7)
+    share = (logits.argmax(-1) != TAG2ID["O"]).float().mean().item()
+    assert 0.18 < share < 0.22
+    assert torch.equal(stand_in(input_ids=ids[:2]).logits, logits[:2])  # fixed: the same id gives the same logits
+
+
 def test_bad_options_are_clear_errors(tmp_path):
     result = runner.invoke(app, ["bench", "train", "--epochs", "1", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "warm-up" in result.output

@@ -106,6 +106,7 @@ def test_model_info(client, tagger, tiny_model):
     assert info["tags"][0] == "O" and set(info["tags"]) == set(tagger.model.config.id2label.values())
     assert info["model"] == tiny_model.name and info["base_model"] == "tiny"
     assert info["max_length"] == tagger.max_length and info["stride"] == tagger.stride and info["device"] == "cpu"
+    assert info["precision"] == tagger.precision
     assert info["arner_version"] == arner.__version__
     assert info["limits"]["max_texts"] == LIMITS["max_texts"] and info["limits"]["max_text_chars"] == LIMITS["max_text_chars"]
     assert info["batching"]["max_batch_texts"] == 64 and info["train_metrics"]["epochs_run"] == 20

@@ -141,6 +141,17 @@ def _infer_explanation(r: dict) -> str:
     )
 
 
+def _precision_note(r: dict) -> str:
+    """The Tagger's precision and the host-only mode, for reports that record them (older ones do not)."""
+    note = f" Tagger precision: {r['precision']}." if "precision" in r else ""
+    if r.get("host_only"):
+        note += (
+            " **Host only**: both sides run a stand-in model that reads each token's logits from a fixed table "
+            "(no matmul), so these figures time tokenization, windows, batching and decoding alone."
+        )
+    return note
+
+
 def infer_markdown(r: dict) -> str:
     d, m = r["data"], r["model"]
     lines = _header(r, f"Inference throughput: {r['model']['name']} on {r['device']}") + [
@@ -149,7 +160,7 @@ def infer_markdown(r: dict) -> str:
         f"Texts: {d['documents']} whole articles ({d['subword_tokens']:,} subwords, mean {d['mean_document_tokens']}), "
         f"windows of {r['window']['max_length']} subwords with stride {r['window']['stride']} on both sides. "
         f"dtype: Tagger {r['dtype']['tagger']}, "
-        f"pipeline {r['dtype']['pipeline']}.",
+        f"pipeline {r['dtype']['pipeline']}." + _precision_note(r),
         "",
         *_infer_systems(r),
         "",

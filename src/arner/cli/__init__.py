@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from arner.cli import annotation_tools, bench, evaluate, predict, serve, train
+from arner.cli import annotation_tools, bench, evaluate, export, predict, serve, train
 from arner.cli.errors import fail
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Arabic news NER: ACTOR, PLACE, DATE.")
@@ -20,6 +20,7 @@ app.command("train")(train.train)
 app.command("pretrain")(train.pretrain)
 app.command("ship-encoder")(train.ship_encoder)
 app.command("predict")(predict.predict)
+app.command("export")(export.export)
 app.command("eval")(evaluate.eval_command)
 app.command("cv")(evaluate.cv_command)
 app.command("serve")(serve.serve)

@@ -9,6 +9,7 @@ import typer
 
 from arner.cli.errors import handle_errors
 from arner.cli.options import DEVICE
+from arner.core.defaults import ONNX_PRECISIONS, PRECISIONS
 
 # not reports/bench: a run with the defaults must not overwrite the committed reports (give --out reports/bench for that)
 DEFAULT_OUT = Path("runs/bench")
@@ -70,6 +71,15 @@ def bench_infer_command(
     seed: Annotated[int, SEED] = 42,
     repeats: Annotated[int, REPEATS] = 1,
     threads: Annotated[Optional[int], THREADS] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="The Tagger's precision: auto, fp32, bf16, fp16, int8, or onnx-fp32 / onnx-int8 (exported and run by ONNX Runtime, CPU)."
+        ),
+    ] = "auto",
+    host_only: Annotated[
+        bool, typer.Option(help="Both sides run a model that reads fixed logits per token id: time the code around the model alone.")
+    ] = False,
 ) -> None:
     """Documents/s and tokens/s: Tagger vs transformers.pipeline(token-classification, aggregation_strategy=first)."""
     options = dict(locals())  # the parameters, as the report's command line spells them
@@ -81,6 +91,8 @@ def bench_infer_command(
     lens = tuple(int(x) for x in lengths.split(","))
     if min(sizes + lens) < 1:
         raise ValueError("--batch-sizes and --lengths must be positive integers")
+    if precision not in PRECISIONS + ONNX_PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS + ONNX_PRECISIONS)}, got {precision!r}")
     r = bench_infer(**(options | {"batch_sizes": sizes, "lengths": lens}), command=command_line("infer", options))
     typer.echo(
         f"{out / r['device'] / r['name']}.json: Tagger {r['tagger_best']['documents_per_second']:,.2f} docs/s, "

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from arner.cli.errors import handle_errors
-from arner.cli.options import BATCH_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_STRIDE, DEVICE, STRIDE
+from arner.cli.options import BATCH_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_STRIDE, DEVICE, PRECISION, STRIDE
 from arner.core.results import THRESHOLD, check_threshold
 
 
@@ -34,6 +34,7 @@ def predict(
     device: Annotated[str, DEVICE] = "auto",
     batch_size: Annotated[int, BATCH_SIZE] = DEFAULT_BATCH_SIZE,
     stride: Annotated[int, STRIDE] = DEFAULT_STRIDE,
+    precision: Annotated[str, PRECISION] = DEFAULT_PRECISION,
 ) -> None:
     """Tag texts: entities with character offsets into each text, as it was given."""
     from arner.core.formats.texts import check_out, read_inputs, render
@@ -42,7 +43,7 @@ def predict(
     check_out(fmt, out)  # an unknown format, or a brat --out that would be refused, fails before the tagging, not after
     check_threshold(threshold, "--threshold")
     docs = read_inputs(inputs or [])
-    tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride, threshold=threshold)
+    tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride, threshold=threshold, precision=precision)
     entities = tagger.predict([t for _, t in docs])
     text = render(fmt, docs, entities, out)
     if text is not None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from arner.cli.errors import handle_errors
-from arner.cli.options import BATCH_SIZE, DEVICE, STRIDE
+from arner.cli.options import BATCH_SIZE, DEVICE, PRECISION, STRIDE
 from arner.serve.settings import ServeSettings  # pydantic only: the CLI starts without FastAPI or torch
 
 default = ServeSettings.default  # every default lives on ServeSettings, shown here in --help
@@ -26,6 +26,7 @@ def serve(
     ),
     batch_size: Annotated[int, BATCH_SIZE] = default("batch_size"),
     stride: Annotated[int, STRIDE] = default("stride"),
+    precision: Annotated[str, PRECISION] = default("precision"),
     threshold: Annotated[
         float, typer.Option(help='Leave out entities scored below this (0 to 1); a request\'s own "threshold" overrides it.')
     ] = default("threshold"),

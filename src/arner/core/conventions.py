@@ -10,6 +10,7 @@ import bisect
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import regex
 
@@ -36,9 +37,11 @@ class Span:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Word:
-    """A maximal run of letters, combining marks and digits (the spec's word view)."""
+class Word(NamedTuple):
+    """A maximal run of letters, combining marks and digits (the spec's word view).
+
+    A named tuple: a text holds thousands of words, and a tuple is the cheapest immutable record to make.
+    """
 
     start: int
     end: int

@@ -19,6 +19,7 @@ from arner.core import defaults
 from arner.core.alignment import EncodedDocument, encode_documents, window_owners
 from arner.core.conventions import PROCLITICS, Span, Word, tags_to_word_ranges, words
 from arner.core.results import THRESHOLD, above, check_threshold, pipeline_dict, pipeline_dicts
+from arner.inference.precision import apply_precision, check_precision, load_dtype
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -103,6 +104,7 @@ class Tagger:
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.labels = [self.id2label[i] for i in range(len(self.id2label))]
         self._units: dict[str, bool] = {}
+        self.precision = str(next(iter(model.parameters()), torch.empty(0)).dtype).removeprefix("torch.")  # from_pretrained names it
 
     def _known_unit(self, piece: str) -> bool:
         """Whether the tokenizer keeps `piece` as one token (cached: entities are few)."""
@@ -111,24 +113,33 @@ class Tagger:
         return self._units[piece]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "auto", batch_size: int = defaults.BATCH_SIZE, **kwargs) -> Tagger:
-        """Load a model folder (or hub id) written by `arner train` or any token classifier."""
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+    def from_pretrained(
+        cls, path: str | Path, device: str = "auto", batch_size: int = defaults.BATCH_SIZE, precision: str = "auto", **kwargs
+    ) -> Tagger:
+        """Load a model folder (or hub id) written by `arner train`, any token classifier, or an `arner export --format onnx` folder.
+
+        `precision` (arner.inference.precision): auto, fp32, bf16, fp16 or int8; an ONNX folder runs as exported.
+        """
+        from arner.inference.onnx import OnnxTokenClassifier, is_onnx_folder
 
         if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
             raise ModelLoadError(f"{path}: no such model folder")
+        if is_onnx_folder(path):
+            dev = resolve_device("cpu" if device == "auto" else device)
+            if dev.type != "cpu" or precision not in ("auto", "fp32"):
+                raise ValueError(f"{path} is an ONNX export: it runs on the CPU as exported (--device cpu, --precision auto)")
+            tagger = cls(OnnxTokenClassifier(path), _load_tokenizer(path), dev, batch_size, **kwargs)
+            tagger.precision = tagger.model.precision
+            return tagger
         dev = resolve_device(device)
-        dtype = torch.float32  # not the folder's own: an fp16 folder (the shipped encoder) runs in fp32 on a CPU
-        if dev.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        concrete = check_precision(precision, dev)  # an fp16 folder (the shipped encoder) runs in fp32 on a CPU by default
         try:
-            model = AutoModelForTokenClassification.from_pretrained(str(path), dtype=dtype)
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
+            model = _load_classifier(path, load_dtype(concrete))
         except (OSError, ValueError, KeyError) as e:
             raise ModelLoadError(f"{path}: cannot load a token-classification model: {e}") from None
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(f"{path}: the tokenizer is not a fast tokenizer (character offsets are needed)")
-        return cls(model.to(dev), tokenizer, dev, batch_size, **kwargs)
+        tagger = cls(apply_precision(model.to(dev), concrete), _load_tokenizer(path), dev, batch_size, **kwargs)
+        tagger.precision = concrete
+        return tagger
 
     def __call__(self, texts: str | Sequence[str], threshold: float | None = None) -> list[Entity] | list[list[Entity]]:
         if isinstance(texts, str):
@@ -203,13 +214,18 @@ class Tagger:
                 ids[r, : len(s)] = torch.as_tensor(s)
                 mask[r, : len(s)] = 1
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            best_p, best_k = logits.float().softmax(-1).max(-1)
-            best_p, best_k = best_p.cpu().numpy(), best_k.cpu().numpy()
-            for r, key in enumerate(batch):
-                sel, pos = wanted[key]
+            # only the positions words read: gathered where the logits are, so softmax, argmax and the copy back
+            # touch one row per word, not every subword, window overlap and pad
+            picks = [wanted[key] for key in batch]
+            rows = np.repeat(np.arange(len(batch)), [len(pos) for _, pos in picks])
+            cols = np.concatenate([pos for _, pos in picks])
+            best_k, best_p = best_labels(logits, rows, cols)
+            at = 0
+            for key, (sel, _) in zip(batch, picks):
                 labels, probs = results[key[0]]
-                labels[sel] = best_k[r, pos]
-                probs[sel] = best_p[r, pos]
+                labels[sel] = best_k[at : at + len(sel)]
+                probs[sel] = best_p[at : at + len(sel)]
+                at += len(sel)
         return results
 
     def _decode(self, text: str, ws: list[Word], enc: EncodedDocument, pred: tuple[np.ndarray, np.ndarray]) -> list[Entity]:
@@ -219,13 +235,51 @@ class Tagger:
             if i and tag[0] == "I" and "\n" in text[ws[i - 1].end : ws[i].start]:
                 tags[i] = "B" + tag[1:]
         entities = []
+        scores = probs.tolist()  # Python floats: a mean of a few words costs less than a numpy call
         for first, last, label in tags_to_word_ranges(tags):
             start, end = ws[first].start, ws[last - 1].end
             if self.trim_proclitics:
                 start = proclitic_subword_end(text, enc, first, ws[first], self._known_unit)
-            score = float(probs[first:last].mean())
+            score = sum(scores[first:last]) / (last - first)
             entities.append(Entity(start, end, label, text[start:end], round(score, 6)))
         return entities
+
+
+def best_labels(logits: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best label id at each (row, col) of `logits` and its softmax probability, as numpy arrays.
+
+    On a GPU the pick, softmax and argmax run there and only the answers come back. On a CPU numpy
+    does it: torch's thread pool makes such small ops slow, and erratic on a busy machine.
+    """
+    if logits.device.type != "cpu":
+        index = torch.as_tensor(rows).to(logits.device), torch.as_tensor(cols).to(logits.device)
+        best_p, best_k = logits[index].float().softmax(-1).max(-1)
+        return best_k.cpu().numpy(), best_p.cpu().numpy()
+    picked = logits.float().numpy()[rows, cols]
+    best_k = picked.argmax(-1)
+    # the softmax of the best label: 1 / sum(exp(x - max)), with no division of the others
+    best_p = 1.0 / np.exp(picked - picked.max(-1, keepdims=True)).sum(-1)
+    return best_k, best_p.astype(np.float32)
+
+
+def _load_classifier(path: str | Path, dtype: torch.dtype):
+    """The folder's (or hub id's) token classifier, weights in `dtype`."""
+    from transformers import AutoModelForTokenClassification
+
+    return AutoModelForTokenClassification.from_pretrained(str(path), dtype=dtype)
+
+
+def _load_tokenizer(path: str | Path):
+    """The folder's fast tokenizer (character offsets are needed); ModelLoadError naming the folder otherwise."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"{path}: cannot load the tokenizer: {e}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{path}: the tokenizer is not a fast tokenizer (character offsets are needed)")
+    return tokenizer
 
 
 def proclitic_subword_end(text: str, enc: EncodedDocument, word_index: int, word: Word, known_unit: Callable[[str], bool]) -> int:

@@ -43,7 +43,7 @@ class ClientGone(Exception):
 
 def model_info(tagger, model_dir: Path | None = None) -> dict:
     """What `GET /v1/model` answers: labels, tags, the model and its base model by name, max length,
-    stride, device, arner's version and the metrics of training.
+    stride, device, precision, arner's version and the metrics of training.
 
     Any client may ask, so nothing that describes the host: a local model is named by its folder's
     name, not its path, and the library versions of training (in `arner.json`) are left out."""
@@ -68,6 +68,7 @@ def model_info(tagger, model_dir: Path | None = None) -> dict:
         "max_length": tagger.max_length,
         "stride": getattr(tagger, "stride", None),
         "device": str(getattr(tagger, "device", "cpu")),
+        "precision": getattr(tagger, "precision", None),
         "arner_version": arner.__version__,
         "train_metrics": meta.get("metrics"),
     }
@@ -132,7 +133,9 @@ def _load(tagger_or_model_dir: Any, settings: ServeSettings) -> tuple[Any, Path 
     from arner.inference import Tagger, resolve_device
 
     resolve_device(settings.device)  # a device this machine lacks fails here, before Tagger touches the model folder
-    tagger = Tagger.from_pretrained(tagger_or_model_dir, device=settings.device, batch_size=settings.batch_size, stride=settings.stride)
+    tagger = Tagger.from_pretrained(
+        tagger_or_model_dir, device=settings.device, batch_size=settings.batch_size, stride=settings.stride, precision=settings.precision
+    )
     return tagger, Path(tagger_or_model_dir)
 
 

@@ -54,6 +54,9 @@ class ServeSettings(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     batch_size: int = Field(defaults.BATCH_SIZE, ge=1, description="Windows per forward pass of the model.")
     stride: int = Field(defaults.STRIDE, ge=0, description="Overlap in subwords between windows of long texts.")
+    precision: Literal[defaults.PRECISIONS] = Field(
+        defaults.PRECISION, description="Numeric precision: auto, fp32, bf16, fp16 (GPU) or int8 (CPU); an ONNX export runs as exported."
+    )
     # what an answer holds (a request may give its own)
     threshold: float = Field(THRESHOLD, ge=0, le=1, allow_inf_nan=False, description="Leave out entities scored below this (0 keeps all).")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (process-wide); None: run picks cores - 1 on CPU.")
