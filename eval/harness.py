@@ -13,7 +13,7 @@ from arner.eval.metrics import RESAMPLES, SEED, evaluate
 from arner.eval.report import dumps, write_evaluation
 
 # what an `arner eval` folder holds: an existing --out holding anything else is refused, never deleted
-OUTPUT_FILES = ("metrics.json", "errors.json", "report.md", "*.png", "predictions.jsonl", "external.json")
+OUTPUT_FILES = ("metrics.json", "errors.json", "errors.html", "report.md", "*.png", "predictions.jsonl", "external.json")
 
 
 def select_documents(documents: Sequence[Document], selected: Sequence[str], gold: Path) -> list[Document]:
@@ -64,7 +64,7 @@ def run(
             predictions.write(tmp / "predictions.jsonl", rows)
             pred_docs = predictions.read(tmp / "predictions.jsonl", gold_docs)
         metrics, errors = evaluate(gold_docs, pred_docs, resamples, seed)
-        write_evaluation(tmp, metrics, errors, "Evaluation", source)
+        write_evaluation(tmp, metrics, errors, "Evaluation", source, gold=gold_docs, pred=pred_docs)
         if external:
             write_public_scores(tmp, tagger, external, external_root)
     return metrics

@@ -35,6 +35,14 @@ RESAMPLES = 1000
 SEED = 0
 CONFIDENCE = 0.95
 ERROR_KINDS = ("missed", "spurious", "boundary", "type", "boundary_type")
+# how the reports (report.md, errors.html) title each kind, in the order they list them
+KIND_TITLES = {
+    "missed": "False negatives (missed gold spans)",
+    "spurious": "False positives (spurious predictions)",
+    "boundary": "Boundary errors (right label, wrong boundaries)",
+    "type": "Type errors (right boundaries, wrong label)",
+    "boundary_type": "Boundary and type errors (overlapping, wrong boundaries and label)",
+}
 
 
 def _float(x) -> float:

@@ -1,4 +1,4 @@
-"""`report.md`, `metrics.json`, `errors.json` and the PNG figures of one evaluation."""
+"""`report.md`, `metrics.json`, `errors.json`, `errors.html` and the PNG figures of one evaluation."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arner.core.conventions import LABELS, Span
+from arner.core.corpus import Document
 from arner.core.tables import table
-from arner.eval.metrics import Error
-
-KIND_TITLES = {
-    "missed": "False negatives (missed gold spans)",
-    "spurious": "False positives (spurious predictions)",
-    "boundary": "Boundary errors (right label, wrong boundaries)",
-    "type": "Type errors (right boundaries, wrong label)",
-    "boundary_type": "Boundary and type errors (overlapping, wrong boundaries and label)",
-}
+from arner.eval.errors_page import errors_html
+from arner.eval.metrics import KIND_TITLES, Error
 
 
 def dumps(obj: object) -> str:
@@ -207,11 +201,23 @@ def plot_per_doc(metrics: dict, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def write_evaluation(folder: Path, metrics: dict, errors: Sequence[Error], title: str = "Evaluation", source: str = "") -> None:
-    """Write the files of one evaluation into `folder` (the caller makes the folder atomic)."""
+def write_evaluation(
+    folder: Path,
+    metrics: dict,
+    errors: Sequence[Error],
+    title: str = "Evaluation",
+    source: str = "",
+    *,
+    gold: Sequence[Document],
+    pred: Sequence[Document],
+) -> None:
+    """Write the files of one evaluation into `folder` (the caller makes the folder atomic).
+
+    `gold` and `pred` are the documents scored and their predicted spans: `errors.html` shows each error in its passage."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(dumps(metrics), encoding="utf-8")
     (folder / "errors.json").write_text(dumps([e.to_json() for e in errors]), encoding="utf-8")
+    (folder / "errors.html").write_text(errors_html(errors, gold, pred, title), encoding="utf-8")
     (folder / "report.md").write_text(markdown(metrics, errors, title, source), encoding="utf-8")
     plot_per_label(metrics, folder / "per_label_f1.png", f"{title}: F1 per label")
     plot_per_doc(metrics, folder / "per_doc_f1.png", f"{title}: strict span F1 per document")

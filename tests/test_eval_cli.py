@@ -106,6 +106,7 @@ def test_cv_baselines_pooled_equals_eval_and_is_reproducible(tmp_path, documents
     assert [str(p) for p in files if p.parent.name == "crf"] == [
         f"crf/{n}"
         for n in [
+            "errors.html",
             "errors.json",
             *(f"fold-{k}.jsonl" for k in range(5)),
             "metrics.json",

@@ -27,7 +27,8 @@ def predict(
         typer.Option(
             "--format",
             help="jsonl (predictions for `arner eval --pred`), conll, brat, labelstudio, pipeline (a line per text: "
-            "the list of {entity_group, score, word, start, end} transformers' pipeline gives).",
+            "the list of {entity_group, score, word, start, end} transformers' pipeline gives), html (one standalone page: "
+            "every text with its entities highlighted, the score on hover).",
         ),
     ] = "jsonl",
     threshold: Annotated[float, typer.Option(help="Leave out entities scored below this (0 to 1; 0 keeps all).")] = THRESHOLD,

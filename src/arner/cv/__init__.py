@@ -38,6 +38,7 @@ class SystemResult:
     metrics: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
     per_fold: list[dict] = field(default_factory=list)
+    predicted: list[Document] = field(default_factory=list)  # the pooled predictions as read back, for errors.html
 
 
 @dataclass
@@ -139,7 +140,7 @@ def score_system(
     pooled = folder / "predictions.jsonl"
     predictions.write(pooled, rows)
     pred_docs = predictions.read(pooled, documents, missing="error")
-    result = SystemResult(name, rows)
+    result = SystemResult(name, rows, predicted=pred_docs)
     result.metrics, result.errors = evaluate(documents, pred_docs, resamples, seed)
     for k, (gold, pred) in enumerate(zip(documents, pred_docs)):
         result.per_fold.append({"fold": k, "doc": gold.doc, **figures(scores([gold], [pred]))})
@@ -209,12 +210,13 @@ def settings(config: Path | None, overrides: Sequence[str], systems: Sequence[st
     }
 
 
-def write_system(folder: Path, result: SystemResult, command: str) -> None:
-    """A full `arner eval` folder for the pooled predictions, plus each fold's predictions."""
+def write_system(folder: Path, result: SystemResult, documents: Sequence[Document], command: str) -> None:
+    """A full `arner eval` folder for the pooled predictions (errors.html included), plus each fold's predictions."""
     for k, row in enumerate(result.rows):
         predictions.write(folder / f"fold-{k}.jsonl", [row])
     source = f"System `{result.name}`, pooled held-out predictions of `{command}` (`predictions.jsonl`; per fold `fold-K.jsonl`)."
-    write_evaluation(folder, result.metrics, result.errors, f"{result.name}: leave-one-article-out", source)
+    title = f"{result.name}: leave-one-article-out"
+    write_evaluation(folder, result.metrics, result.errors, title, source, gold=documents, pred=result.predicted)
 
 
 def run(
@@ -261,7 +263,7 @@ def run(
             "systems": summaries,
         }
         for name, r in results.items():
-            write_system(tmp / name, r, command)
+            write_system(tmp / name, r, documents, command)
         (tmp / "metrics.json").write_text(dumps(result), encoding="utf-8")
         (tmp / "report.md").write_text(markdown(summaries, documents, command, resamples, seed), encoding="utf-8")
         plot_comparison(summaries, tmp / "comparison.png")

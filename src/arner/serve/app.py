@@ -1,4 +1,4 @@
-"""The FastAPI app: `POST /v1/entities`, `GET /v1/model`, `GET /healthz`, `GET /openapi.json`.
+"""The FastAPI app: `POST /v1/entities`, `GET /v1/model`, `GET /healthz`, `GET /openapi.json`, and a page at `GET /`.
 
 A request is checked against the limits (`arner.serve.limits`) and read (`arner.serve.body`)
 before anything reaches the model; requests that pass are merged with concurrent ones by a
@@ -19,12 +19,15 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 
 import arner
 from arner.core.results import above, pipeline_dicts
 from arner.serve.batcher import MicroBatcher, ServiceUnavailable
 from arner.serve.body import parse_entities_request
 from arner.serve.limits import BodyGuardMiddleware, Limits
+from arner.serve.page import headers as page_headers
+from arner.serve.page import index_html
 from arner.serve.schemas import ArnerJSONResponse, EntitiesRequest, EntitiesResponse, ErrorResponse, error, validation_message
 from arner.serve.settings import ServeSettings
 
@@ -184,6 +187,13 @@ def answer(results: list[list], request: EntitiesRequest, settings: ServeSetting
 
 
 def _add_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, info: dict, settings: ServeSettings) -> None:
+    index = index_html(info)  # static: its script calls POST /v1/entities
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        """A page to paste Arabic text into and see its entities highlighted (`/?text=...` fills it and runs)."""
+        return HTMLResponse(index, headers=page_headers())
+
     @app.get("/healthz", responses={503: {"model": ErrorResponse}})
     async def healthz():
         """200 while the batching worker runs, 503 otherwise."""

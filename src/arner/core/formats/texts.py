@@ -12,7 +12,7 @@ from arner.core.formats import predictions
 from arner.core.names import unique_doc_id
 from arner.core.results import pipeline_jsonl
 
-FORMATS = ("jsonl", "conll", "brat", "labelstudio", "pipeline")
+FORMATS = ("jsonl", "conll", "brat", "labelstudio", "pipeline", "html")
 
 
 def _jsonl_docs(path: Path, text: str, seen: dict[str, str]) -> tuple[list[tuple[str, str]], list[Problem]]:
@@ -82,13 +82,15 @@ def check_out(fmt: str, out: Path | None) -> None:
 
 def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Path | None) -> str | None:
     """Write `out` (atomically) in `fmt`, or return the text for stdout."""
-    from arner.core.formats import brat, conll, labelstudio
+    from arner.core.formats import brat, conll, html, labelstudio
 
     check_out(fmt, out)
     if fmt == "jsonl":
         text = predictions.dumps([(d, ents) for (d, _), ents in zip(docs, entities)])
     elif fmt == "pipeline":
         text = pipeline_jsonl(entities)
+    elif fmt == "html":  # one standalone page, every text under its id
+        text = html.documents_page(docs, entities)
     else:
         documents = [Document(d, t, [e.span() for e in ents]) for (d, t), ents in zip(docs, entities)]
         if fmt == "brat":
