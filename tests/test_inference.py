@@ -14,7 +14,7 @@ from arner.cli import app
 from arner.core import atomic, corpus
 from arner.core.alignment import window_owners
 from arner.core.conventions import LABELS, words
-from arner.core.formats import predictions
+from arner.core.formats import labelstudio, predictions
 from arner.inference import ModelLoadError, Tagger
 
 from conftest import ANNOTATIONS, REPO
@@ -158,6 +158,7 @@ def test_predict_cli_inputs_and_formats(tiny_model, tmp_path):
     assert [ln.split("\t")[0] for ln in conll.splitlines()[2:7]] == ["وصل", "بوتين", "إلى", "موسكو", "أمس"]
     ls = json.loads(runner.invoke(app, ["predict", "--model", str(tiny_model), str(src), "--format", "labelstudio"]).stdout)
     assert ls[0]["data"]["doc"] == "a" and "predictions" in ls[0]
+    assert ls[0]["predictions"][0]["model_version"] == labelstudio.model_version(tiny_model)  # as the live backend names it
     result = runner.invoke(app, ["predict", "--model", str(tiny_model), str(src), "--format", "brat", "--out", str(tmp_path / "brat")])
     assert result.exit_code == 0 and (tmp_path / "brat" / "a.ann").exists()
     stdin = subprocess.run(

@@ -38,6 +38,7 @@ def predict(
     precision: Annotated[str, PRECISION] = DEFAULT_PRECISION,
 ) -> None:
     """Tag texts: entities with character offsets into each text, as it was given."""
+    from arner.core.formats.labelstudio import model_version
     from arner.core.formats.texts import check_out, read_inputs, render
     from arner.inference import Tagger
 
@@ -46,7 +47,7 @@ def predict(
     docs = read_inputs(inputs or [])
     tagger = Tagger.from_pretrained(model, device=device, batch_size=batch_size, stride=stride, threshold=threshold, precision=precision)
     entities = tagger.predict([t for _, t in docs])
-    text = render(fmt, docs, entities, out)
+    text = render(fmt, docs, entities, out, model_version(model))  # the version the live Label Studio backend gives
     if text is not None:
         sys.stdout.write(text)
     else:  # written to --out: say so, as eval and export do

@@ -1,4 +1,5 @@
-"""The FastAPI app: `POST /v1/entities`, `GET /v1/model`, `GET /healthz`, `GET /openapi.json`, and a page at `GET /`.
+"""The FastAPI app: `POST /v1/entities`, `GET /v1/model`, `GET /healthz`, `GET /openapi.json`, a page at `GET /`,
+and Label Studio's ML backend protocol under `/labelstudio` (`arner.serve.labelstudio`).
 
 A request is checked against the limits (`arner.serve.limits`) and read (`arner.serve.body`)
 before anything reaches the model; requests that pass are merged with concurrent ones by a
@@ -7,24 +8,27 @@ before anything reaches the model; requests that pass are merged with concurrent
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
 import arner
+from arner.core.formats import labelstudio
 from arner.core.results import above, pipeline_dicts
 from arner.serve.batcher import MicroBatcher, ServiceUnavailable
 from arner.serve.body import parse_entities_request
+from arner.serve.disconnect import ClientGone, unless_disconnected
+from arner.serve.labelstudio import BODY_PATHS as LS_PATHS
+from arner.serve.labelstudio import add_labelstudio_routes
 from arner.serve.limits import BodyGuardMiddleware, Limits
 from arner.serve.page import headers as page_headers
 from arner.serve.page import index_html
@@ -33,15 +37,10 @@ from arner.serve.settings import ServeSettings
 
 log = logging.getLogger("arner.serve")
 
-T = TypeVar("T")
 WARMUP_TEXT = "التقى بوتين وويتكوف في موسكو يوم الجمعة."
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (408, 413, 415, 422, 503)}
 # the body is read by `arner.serve.body`, not by FastAPI, so its schema is given here for /openapi.json
 REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": EntitiesRequest.model_json_schema()}}}}
-
-
-class ClientGone(Exception):
-    """The client disconnected before its answer was ready."""
 
 
 def model_info(tagger, model_dir: Path | None = None) -> dict:
@@ -65,6 +64,8 @@ def model_info(tagger, model_dir: Path | None = None) -> dict:
     config = meta.get("config") or {}
     return {
         "model": public_name(str(model_dir) if model_dir is not None else name),
+        # how Label Studio predictions name this model (and `arner predict --format labelstudio`)
+        "model_version": labelstudio.model_version(model_dir) if model_dir is not None else public_name(name) or labelstudio.MODEL_VERSION,
         "labels": labels,
         "tags": tags,
         "base_model": public_name(config.get("model") or meta.get("base_model") or name),
@@ -120,8 +121,12 @@ def create_app(tagger_or_model_dir: Any, settings: ServeSettings | None = None) 
     app.state.batcher = batcher
     app.state.limits = limits
     app.add_middleware(BodyGuardMiddleware, max_bytes=limits.max_body_bytes, timeout_s=settings.body_timeout_s)
+    # Label Studio sends a whole selection of tasks in one request, with their annotations: a limit of its own
+    ls_limit = {"max_bytes": settings.labelstudio_max_body_bytes, "limit": "labelstudio_max_body_bytes"}
+    app.add_middleware(BodyGuardMiddleware, **ls_limit, timeout_s=settings.body_timeout_s, paths=LS_PATHS)
     _add_error_handlers(app)
     _add_routes(app, batcher, limits, info, settings)
+    add_labelstudio_routes(app, batcher, limits, info, settings)
     return app
 
 
@@ -229,30 +234,3 @@ def _add_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, info: dict,
         # how many texts the merged model call held, and the time spent queued + in the model
         headers = {"X-Arner-Batch-Texts": str(merged), "Server-Timing": f"model;dur={(time.perf_counter() - t0) * 1000:.2f}"}
         return ArnerJSONResponse(payload, headers=headers)
-
-
-async def unless_disconnected(work: Awaitable[T], request: Request) -> T:
-    """`await work`, unless the client disconnects first: then `work` is cancelled and `ClientGone` raised.
-
-    Neither Starlette nor uvicorn cancels a handler whose client left (uvicorn only says so through
-    `receive`), so without this a queue of abandoned requests was computed to the last one while
-    the requests behind them waited. Cancelling `batcher.submit` takes its job out of the queue."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})  # the job is marked before the next request is handled
-    if task.cancelled():
-        raise ClientGone
-    return task.result()
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client disconnects. The body has been read, and then an ASGI server's
-    `receive` blocks until the connection closes (or the answer is sent)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

@@ -12,6 +12,7 @@ import json
 import re
 from array import array
 from itertools import accumulate
+from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -30,6 +31,16 @@ _STEPS = bytes.maketrans(b"[]{}", bytes([1, 255, 1, 255]))
 
 def parse_entities_request(raw: bytes) -> EntitiesRequest:
     """The request in `raw`, or a `RequestValidationError` saying what is wrong with it."""
+    data = load_json(raw)
+    try:
+        return EntitiesRequest.model_validate(data)
+    except ValidationError as e:
+        errors = [{**err, "loc": ("body", *err.get("loc", ()))} for err in e.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def load_json(raw: bytes) -> Any:
+    """The JSON value in `raw`: UTF-8, nested at most `MAX_DEPTH` deep, else a `RequestValidationError`."""
     if not raw:
         raise _invalid("body_missing", "empty body")
     try:
@@ -44,11 +55,7 @@ def parse_entities_request(raw: bytes) -> EntitiesRequest:
         raise _invalid("json_invalid", f"malformed JSON at position {e.pos}: {e.msg}", e.pos) from None
     except (ValueError, RecursionError) as e:  # an integer of more than 4,300 digits (sys.set_int_max_str_digits)
         raise _invalid("json_invalid", f"unreadable JSON: {str(e).split(';')[0]}") from None
-    try:
-        return EntitiesRequest.model_validate(data)
-    except ValidationError as e:
-        errors = [{**err, "loc": ("body", *err.get("loc", ()))} for err in e.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
+    return data
 
 
 def nested_deeper_than(raw: bytes, limit: int) -> bool:

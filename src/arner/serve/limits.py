@@ -70,9 +70,11 @@ class BodyGuardMiddleware:
     connection, since the rest of the body may be unread.
     """
 
-    def __init__(self, app, max_bytes: int, timeout_s: float, paths: Sequence[str] = ("/v1/entities",)):
+    def __init__(self, app, max_bytes: int, timeout_s: float, paths: Sequence[str] = ("/v1/entities",), limit: str = "max_body_bytes"):
+        """`limit`: the setting a 413 names."""
         self.app = app
         self.max_bytes = max_bytes
+        self.limit = limit
         self.timeout_s = timeout_s
         self.paths = set(paths)
 
@@ -152,7 +154,7 @@ class BodyGuardMiddleware:
 
     def _too_large(self, size: int | None) -> dict:
         got = f"{size} bytes" if size is not None else f"more than {self.max_bytes} bytes"
-        return too_large("request body too large", "max_body_bytes", self.max_bytes, size, got)
+        return too_large("request body too large", self.limit, self.max_bytes, size, got)
 
 
 async def send_json(send, status: int, payload: dict) -> None:

@@ -85,7 +85,7 @@ EXPECTED = '{"texts": [string, ...]}, optionally "threshold": 0 to 1, "format": 
 BODY_ERRORS = frozenset({"body_missing", "utf8_invalid", "json_too_deep", "json_invalid"})
 
 
-def validation_message(errors: Sequence[dict]) -> str:
+def validation_message(errors: Sequence[dict], expected: str = EXPECTED) -> str:
     """The `detail` of a 422: the errors on the body, one short clause each (five at most)."""
     parts = []
     for e in errors[:5]:
@@ -99,4 +99,4 @@ def validation_message(errors: Sequence[dict]) -> str:
             where = f"texts[{loc[1]}]" + "".join(f".{x}" for x in loc[2:])
         parts.append(f"{where}: {msg}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "invalid request body: " + "; ".join(parts) + more + f" (expected {EXPECTED})"
+    return "invalid request body: " + "; ".join(parts) + more + f" (expected {expected})"

@@ -25,7 +25,17 @@ HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 # settings that are not `arner serve` options keep their Python name in messages
 NOT_CLI_OPTIONS = frozenset(
-    {"max_body_bytes", "max_queue", "warmup", "freeze_gc", "access_log", "body_timeout_s", "header_timeout_s", "keep_alive_s"}
+    {
+        "max_body_bytes",
+        "labelstudio_max_body_bytes",
+        "max_queue",
+        "warmup",
+        "freeze_gc",
+        "access_log",
+        "body_timeout_s",
+        "header_timeout_s",
+        "keep_alive_s",
+    }
 )
 
 
@@ -43,6 +53,9 @@ class ServeSettings(BaseModel):
     max_chars: int = Field(100_000, ge=1, description="Most characters per request, all texts together.")
     max_text_chars: int | None = Field(None, ge=1, description="Most characters per text; None: max_chars.")
     max_body_bytes: int | None = Field(None, ge=1, description="Largest request body; None: derived from max_chars and max_texts.")
+    # Label Studio posts a whole selection of tasks at once ("Retrieve predictions"), each with its annotations;
+    # its texts are then tagged max_texts / max_chars at a time
+    labelstudio_max_body_bytes: int = Field(64 << 20, ge=1, description="Largest request body to the Label Studio backend (/labelstudio).")
     # micro-batching
     max_batch_texts: int = Field(64, ge=1, description="Most texts merged from concurrent requests into one model call.")
     # measured: waiting only lowered throughput (README: serving)

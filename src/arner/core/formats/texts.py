@@ -80,8 +80,9 @@ def check_out(fmt: str, out: Path | None) -> None:
         brat.check_out(out)
 
 
-def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Path | None) -> str | None:
-    """Write `out` (atomically) in `fmt`, or return the text for stdout."""
+def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Path | None, model_version: str | None = None) -> str | None:
+    """Write `out` (atomically) in `fmt`, or return the text for stdout (`model_version`: the labelstudio
+    predictions' name for the model, `labelstudio.model_version` of its folder)."""
     from arner.core.formats import brat, conll, html, labelstudio
 
     check_out(fmt, out)
@@ -96,7 +97,10 @@ def render(fmt: str, docs: list[tuple[str, str]], entities: list[list], out: Pat
         if fmt == "brat":
             brat.export(documents, out)
             return None
-        text = conll.dumps(documents) if fmt == "conll" else labelstudio.dumps(documents, key="predictions", scores=entities)
+        if fmt == "conll":
+            text = conll.dumps(documents)
+        else:
+            text = labelstudio.dumps(documents, "predictions", entities, model_version or labelstudio.MODEL_VERSION)
     if out is None:
         return text
     atomic.write_text(out, text)
