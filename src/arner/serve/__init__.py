@@ -7,6 +7,8 @@ Imported lazily, name by name: the CLI reads `ServeSettings` without importing F
 - `limits`: the request limits and the body guard middleware
 - `batcher`: `MicroBatcher`, which merges concurrent requests into one model call
 - `device`: the device check and the CPU thread count
+- `disconnect`: `unless_disconnected`, which drops the work of a client that has gone
+- `labelstudio`: Label Studio's ML backend protocol under /labelstudio
 - `app`: `create_app`, the FastAPI app; `server`: `run`, uvicorn in this process
 """
 

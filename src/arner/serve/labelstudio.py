@@ -142,7 +142,7 @@ def add_labelstudio_routes(app: FastAPI, batcher: MicroBatcher, limits: Limits, 
     version, labels = info["model_version"], info["labels"]
 
     @app.get(f"{PREFIX}/health")
-    @app.get(f"{PREFIX}/")
+    @app.get(f"{PREFIX}/", include_in_schema=False)  # Label Studio's SDK answers its health check at the root too
     async def health():
         """Label Studio's health check: `{"status": "UP"}` while the model is served, else 503."""
         if not batcher.running:
