@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="reports/pretrain")
     parser.add_argument("--work", default="runs/pretrain")
     parser.add_argument("--jobs", type=int, default=1, help="pretrainings, then CV systems, run this many at a time")
-    parser.add_argument("--resume", action="store_true", help="reuse finished fold and final models (their last checkpoints)")
+    parser.add_argument("--resume", action="store_true", help="reuse finished models (arner.json), resume interrupted ones (checkpoints)")
     parser.add_argument("--report-only", action="store_true", help="rewrite report.md from --out/results.json")
     return parser
 

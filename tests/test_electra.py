@@ -244,10 +244,13 @@ def test_ship_writes_fp16_with_a_parseable_card_and_refuses_a_second_encoder(pre
     from arner.train.pretrain.ship import ship
 
     out, _ = pretrained
+    run_card = ModelCard.load(out / "README.md").data  # the run folder's own card, before shipping
+    assert "electra" in run_card.tags and run_card.pipeline_tag is None and run_card.eval_results[0].metric_name.startswith("held-out")
     target = tmp_path / "models" / "enc"
     shipped = ship(out, target, "arner ship-encoder RUN")
     card = ModelCard.load(target / "README.md")
     assert card.data.language == ["ar"] and "electra" in card.data.tags
+    assert (card.data.license, card.data.license_name) == ("other", "research-non-commercial")
     assert "arner ship-encoder RUN" in card.text and shipped["files"]["model.safetensors"] in card.text
     assert all(v.dtype == torch.float16 for v in load_file(target / "model.safetensors").values())
     assert shipped["bytes"] == sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
@@ -273,6 +276,10 @@ def test_arner_train_fine_tunes_the_shipped_encoder(pretrained, tmp_path):
 
     tagger = pipeline("token-classification", model=str(tmp_path / "ner"))
     assert type(tagger.model).__name__ == "ElectraForTokenClassification" and tagger.model.dtype == torch.float32
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "ner" / "README.md").data  # the encoder's terms carry over to the fine-tuned model
+    assert (card.license, card.license_name) == ("other", "research-non-commercial") and card.base_model is None
     weights = load_file(tmp_path / "ner" / "model.safetensors")
     assert weights["electra.embeddings.word_embeddings.weight"].dtype == torch.float32  # fine-tuned in fp32 from the fp16 folder
 

@@ -182,6 +182,11 @@ def test_cv_tiny_bert_end_to_end(tmp_path, documents):
     for k, d in enumerate(documents):
         meta = json.loads((tmp_path / f"models-a/fold-{k}/arner.json").read_text(encoding="utf-8"))
         assert meta["heldout_docs"] == [d.doc] and d.doc not in meta["train_docs"]
+        # each fold model has its card, with the `arner train` line that makes it alone
+        assert meta["command"].startswith(f"arner train --config {REPO / 'configs/tiny.yaml'} --output {tmp_path / f'models-a/fold-{k}'}")
+        assert (
+            f"--fold {k} --set epochs=4" in meta["command"] and meta["command"] in (tmp_path / f"models-a/fold-{k}/README.md").read_text()
+        )
     out = tmp_path / "fold0"
     result = run(
         "eval", "--model", tmp_path / "models-a/fold-0", "--docs", documents[0].doc, "--gold", ANNOTATIONS, "--out", out, "--device", "cpu"

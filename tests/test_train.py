@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -56,15 +57,22 @@ def test_loss_falls_and_logs_are_written(trained):
     steps = rows(out, "step")
     assert steps and all(r["step"] % 2 == 0 and r["tokens_per_second"] > 0 for r in steps)
     # the final held-out score is the last epoch's, and it is what the evaluation computes on that article
-    assert metrics["heldout"] == epochs[-1]["heldout"]
+    held, boot = metrics["heldout"], metrics["heldout"]["bootstrap"]  # and the card's interval for it
+    assert {k: v for k, v in held.items() if k != "bootstrap"} == epochs[-1]["heldout"]
+    assert boot["strict_f1"]["low"] <= metrics["heldout"]["strict_f1"] <= boot["strict_f1"]["high"]
+    assert boot["confidence"] == 0.95 and boot["resamples"] == 1000 and boot["paragraphs"] > 10
     held = corpus.load(ANNOTATIONS)[3]
     predicted = Tagger.from_pretrained(out, device="cpu", batch_size=32, stride=32)(held.text)
     scores = span_scores([held.spans], [[e.span() for e in predicted]])
     assert metrics["heldout"]["strict_f1"] == pytest.approx(scores["strict"]["micro"]["f1"], abs=1e-9)
 
 
-def test_output_is_a_standard_model_folder(trained):
+def test_output_is_a_standard_model_folder_ready_to_upload(trained):
     out, _ = trained
+    # no checkpoints: what `huggingface_hub.upload_folder` would send is the model, its card and the run's small records
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "arner.json", "config.json", "log.jsonl", "model.safetensors", "tokenizer.json", "tokenizer_config.json"
+    ]  # fmt: skip
     config = json.loads((out / "config.json").read_text())
     assert set(config["label2id"]) == {"O"} | {f"{p}-{lab}" for lab in LABELS for p in "BI"}
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
@@ -73,6 +81,22 @@ def test_output_is_a_standard_model_folder(trained):
     assert "003_53fd142aed23886e" not in meta["train_docs"]
     assert {"config", "data_fingerprint", "git_commit", "versions", "metrics"} <= set(meta)
     assert meta["config"]["epochs"] == 12
+
+
+def test_the_model_card_parses_and_holds_the_runs_scores_and_command(trained):
+    from huggingface_hub import ModelCard
+
+    out, metrics = trained
+    card = ModelCard.load(out / "README.md")
+    assert card.data.language == ["ar"] and card.data.license == "mit" and card.data.pipeline_tag == "token-classification"
+    assert {"token-classification", "ner"} <= set(card.data.tags) and card.data.model_name == out.name
+    f1 = next(r for r in card.data.eval_results if r.metric_name == "strict span F1")
+    assert f1.metric_value == round(metrics["heldout"]["strict_f1"], 4) and "003_53fd142aed23886e" in f1.dataset_split
+    boot = metrics["heldout"]["bootstrap"]["strict_f1"]
+    assert f"| strict span F1 | {metrics['heldout']['strict_f1']:.3f} | [{boot['low']:.3f}, {boot['high']:.3f}] |" in card.text
+    meta = json.loads((out / "arner.json").read_text())
+    assert f"| annotated articles | `{ANNOTATIONS}` | 4 | {meta['train_articles']['words']:,} |" in card.text
+    assert meta["command"] == "" and "Not recorded" in card.text  # trained from Python; the CLI run of the resume test records it
 
 
 def test_output_loads_with_the_transformers_pipeline(trained):
@@ -91,8 +115,7 @@ def test_heldout_article_never_reaches_the_tokenizer(trained):
     vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     # 'سوناتا' (a name that appears only in article 003) is not a whole-word entry
     assert "سوناتا" not in vocab and "كولتر" not in vocab
-    base = json.loads((out / "checkpoints" / "base-model" / "tokenizer.json").read_text())["model"]["vocab"]
-    assert "ويتكوف" in base  # a name from the training articles is
+    assert "ويتكوف" in vocab  # a name from the training articles is (the published tokenizer is the one built for the run)
 
 
 def test_same_seed_same_metrics(trained, tmp_path):
@@ -117,11 +140,27 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(trained, tmp_path):
     a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "r" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["epoch"] for r in rows(tmp_path / "r")] == list(range(1, 13))
+    assert not (tmp_path / "r" / "checkpoints").exists()  # the run finished: its checkpoints went
+    assert f"```bash\n{shlex.join(['arner', *args, '--resume'])}\n```" in (tmp_path / "r" / "README.md").read_text()  # its command
+    again = cli(*args, "--resume")  # a finished run: nothing to resume, the same metrics, no training
+    assert again.returncode == 0 and "nothing to resume" in again.stderr and "epoch 1/12" not in again.stderr, again.stderr[-2000:]
+    assert json.loads(again.stdout[again.stdout.index("{") :]) == metrics
     # the console: each resumed epoch's loss and held-out score as log.jsonl has them, then where the model went
     lines = resumed.stderr.splitlines()
     epoch12 = rows(tmp_path / "r")[-1]
     assert f"epoch 12/12: training loss {epoch12['loss']:.4f}; held-out strict_f1 {epoch12['heldout']['strict_f1']:.4f}" in lines
     assert lines[-1].startswith(f"wrote the model to {tmp_path / 'r'}; next: arner predict --model {tmp_path / 'r'}")
+
+
+def test_checkpoints_are_kept_when_asked_and_a_finished_run_then_continues_from_them(tmp_path):
+    out = tmp_path / "kept"
+    first = train(load_config(TINY, ["epochs=2", "progress_bar=false", "keep_checkpoints_after_training=true"]), out)
+    assert [p.name for p in (out / "checkpoints").glob("epoch-*")] == ["epoch-2"] and (out / "checkpoints" / "base-model").is_dir()
+    assert (out / "README.md").is_file()
+    # more epochs from the kept checkpoint (a changed config, so not "nothing to resume"); this time they go
+    more = train(load_config(TINY, ["epochs=3", "progress_bar=false"]), out, resume=True)
+    assert more["epochs_run"] == 3 and more["global_step"] == first["global_step"] * 3 // 2
+    assert [r["epoch"] for r in rows(out)] == [1, 2, 3] and not (out / "checkpoints").exists()
 
 
 def test_early_stopping_on_the_heldout_article(tmp_path):

@@ -19,6 +19,13 @@ def test_shipped_configs_load(name):
     assert config.model and config.max_length > config.stride
 
 
+def test_report_to_takes_a_list_or_one_name_and_is_off_by_default():
+    assert load_config(CONFIGS / "tiny.yaml").report_to == []
+    assert load_config(CONFIGS / "tiny.yaml", ["report_to=tensorboard"]).report_to == ["tensorboard"]
+    assert load_config(CONFIGS / "pretrain-tiny.yaml", ["report_to=[tensorboard]"], cls=PretrainConfig).report_to == ["tensorboard"]
+    assert load_config(CONFIGS / "tiny.yaml").keep_checkpoints_after_training is False
+
+
 def test_overrides_and_dotted_keys():
     config = load_config(CONFIGS / "tiny.yaml", ["epochs=3", "learning_rate=2e-4", "tiny.hidden_size=64", "model=/some/dir"])
     assert (config.epochs, config.learning_rate, config.tiny.hidden_size, config.model) == (3, 2e-4, 64, "/some/dir")
@@ -37,6 +44,9 @@ def test_overrides_and_dotted_keys():
         (["mixed_precision=fp8"], "mixed_precision must be"),
         (["tiny.hidden_size=129"], "tiny.hidden_size must be divisible"),
         (["epochs"], "expected key=value"),
+        (["report_to=[wandb]"], r"report_to\[0\] must be one of 'tensorboard' \(got 'wandb'\)"),
+        (["report_to=[tensorboard, tensorboard]"], "report_to names a tracker twice"),
+        (["keep_checkpoints_after_training=1"], "keep_checkpoints_after_training must be bool"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):
@@ -44,11 +54,11 @@ def test_bad_values_name_the_key(overrides, message):
         load_config(CONFIGS / "tiny.yaml", overrides)
 
 
-TINY_DICT = {  # what the dataclass configs gave for configs/tiny.yaml: the YAML over the defaults
+TINY_DICT = {  # what the dataclass configs gave for configs/tiny.yaml (the YAML over the defaults), with the keys added since
     "epochs": 30, "max_steps": 0, "batch_size": 8, "learning_rate": 0.001, "weight_decay": 0.01, "warmup_ratio": 0.1,
     "gradient_accumulation_steps": 1, "max_grad_norm": 1.0, "seed": 42, "mixed_precision": "auto", "torch_compile": False,
     "group_by_length": True, "pad_to_multiple_of": 8, "logging_steps": 10, "early_stopping_patience": 0, "keep_checkpoints": 1,
-    "progress_bar": True, "model": "tiny",
+    "keep_checkpoints_after_training": False, "report_to": [], "progress_bar": True, "model": "tiny",
     "tiny": {
         "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256, "max_position_embeddings": 256,
         "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "vocab_size": 3000, "min_frequency": 1,

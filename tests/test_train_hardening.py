@@ -192,9 +192,9 @@ def test_a_torn_last_row_is_an_error_to_readers_and_dropped_on_resume(tmp_path):
 
 @pytest.fixture(scope="module")
 def two_epochs(tmp_path_factory) -> Path:
-    """A finished 2-epoch run with its epoch checkpoint; tests copy it before changing it."""
+    """A finished 2-epoch run with its epoch checkpoint (kept on purpose); tests copy it before changing it."""
     out = tmp_path_factory.mktemp("two") / "run"
-    train(load_config(TINY, [*QUICK, "epochs=2"]), out, fold=0)
+    train(load_config(TINY, [*QUICK, "epochs=2", "keep_checkpoints_after_training=true"]), out, fold=0)
     return out
 
 

@@ -1,10 +1,14 @@
 """What a training run writes under its output folder: `log.jsonl`, epoch checkpoints, the model.
 
     output/log.jsonl                 one JSON row per logging step ("step") and per epoch ("epoch")
+    output/logs/                     TensorBoard event files, with `report_to: [tensorboard]` (tracking.py)
     output/checkpoints/epoch-N/      accelerate state + trainer_state.json, written whole or not at all
     output/checkpoints/best/         the best epoch's model, when the caller keeps it
-    output/{config.json,...}         the final model and arner.json (`publish`)
+    output/{config.json,...}         the final model, its card (README.md) and arner.json (`publish`)
 
+`checkpoints/` is removed once the model is published (`finish_output`), unless the config keeps it
+(`keep_checkpoints_after_training`), so a finished folder is a model repository ready to upload as is; a
+run that did not finish keeps it for `--resume`, and resuming a finished run finds its arner.json (`finished_run`).
 Every file is renamed into place, so a run killed at any moment leaves the last complete checkpoint.
 Only the main process writes; the others wait at the barriers. What a crash can leave behind is
 read back with a clear error naming the file (`LogError`, `CheckpointError`), never a traceback; the
@@ -17,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from arner.core import atomic
@@ -25,6 +30,11 @@ from arner.core.machine import git_commit, versions
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "log.jsonl"
 META_FILE = "arner.json"
+CARD_FILE = "README.md"
+CHECKPOINTS_DIR = "checkpoints"
+LOGS_DIR = "logs"  # where tracking.py has the trackers write
+# config keys that change what a run shows or keeps, not the model it makes: a finished run is the same run without them
+PRESENTATION_KEYS = ("progress_bar", "report_to", "keep_checkpoints", "keep_checkpoints_after_training")
 
 
 class LogError(ValueError):
@@ -36,16 +46,55 @@ class CheckpointError(ValueError):
 
 
 def prepare_output(accelerator, output: Path, resume: bool) -> Path:
-    """`output/checkpoints`, emptied (with the log) unless resuming."""
-    checkpoints = output / "checkpoints"
+    """`output/checkpoints`, emptied (with the log and the tracker logs) unless resuming."""
+    checkpoints = output / CHECKPOINTS_DIR
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         if not resume:
             shutil.rmtree(checkpoints, ignore_errors=True)
+            shutil.rmtree(output / LOGS_DIR, ignore_errors=True)  # a previous run's curves would be read as this one's
             (output / LOG_FILE).unlink(missing_ok=True)
+        elif last_checkpoint(checkpoints) is None and (output / META_FILE).is_file():
+            print(
+                f"no checkpoint in {checkpoints} to resume from (a finished run removes them unless "
+                "keep_checkpoints_after_training: true): training from the start",
+                file=sys.stderr,
+            )
         checkpoints.mkdir(exist_ok=True)
     accelerator.wait_for_everyone()
     return checkpoints
+
+
+def finish_output(accelerator, output: Path, keep_checkpoints: bool) -> None:
+    """After publishing: remove `output/checkpoints` (epoch states, the tiny base model, the best epoch) unless kept.
+
+    The folder is then what a model repository holds; `--resume` of the finished run finds its arner.json instead.
+    """
+    if accelerator.is_main_process and not keep_checkpoints:
+        shutil.rmtree(output / CHECKPOINTS_DIR, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def comparable(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in PRESENTATION_KEYS}
+
+
+def finished_run(output: Path, config: dict, **identity) -> dict | None:
+    """The arner.json of a finished run in `output` with this config (presentation keys aside) and these `identity` values, if any.
+
+    What `--resume` of a finished run returns when its checkpoints are gone: there is nothing left to train.
+    """
+    if last_checkpoint(output / CHECKPOINTS_DIR) is not None:  # a checkpoint to resume from: the loop decides
+        return None
+    try:
+        meta = json.loads((output / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(meta, dict) and isinstance(meta.get("config"), dict) and isinstance(meta.get("metrics"), dict)):
+        return None
+    if comparable(meta["config"]) != comparable(config) or any(meta.get(k) != v for k, v in identity.items()):
+        return None
+    return meta
 
 
 # -- log -------------------------------------------------------------------------------------
@@ -191,11 +240,12 @@ def save_model(model, tokenizer, out: Path) -> None:
         tokenizer.save_pretrained(str(tmp))
 
 
-def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None:
-    """Write the model files (`model.save_pretrained`) and arner.json into `output`, each file or folder renamed into place.
+def publish(model, tokenizer, output: Path, meta: dict, max_length: int, card: Callable[[dict], str] | None = None) -> None:
+    """Write the model files (`model.save_pretrained`), the model card and arner.json into `output`, each renamed into place.
 
-    The previous run's arner.json goes first and the new one comes last: a folder with arner.json holds
-    the model it describes, even if publishing was cut short.
+    `card(meta)` renders README.md from the record written to arner.json. The previous run's arner.json
+    goes first and the new one comes last: a folder with arner.json holds the model it describes, even if
+    publishing was cut short.
     """
     staging = output / ".final.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -205,6 +255,8 @@ def publish(model, tokenizer, output: Path, meta: dict, max_length: int) -> None
     tokenizer.save_pretrained(str(staging))
     meta = {**meta, "git_commit": git_commit(), "versions": versions(), "device": str(next(model.parameters()).device)}
     (staging / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    if card is not None:
+        (staging / CARD_FILE).write_text(card(meta), encoding="utf-8")
     (output / META_FILE).unlink(missing_ok=True)
     for f in sorted(staging.iterdir(), key=lambda f: f.name == META_FILE):
         if f.is_dir() and (output / f.name).is_dir():

@@ -35,6 +35,8 @@ Size = Annotated[int, Strict(), Field(ge=1, le=MAX_SIZE)]
 Fraction = Annotated[Float, Field(ge=0, lt=1)]  # dropouts, warmup
 Positions = Annotated[int, Strict(), Field(ge=16, le=MAX_POSITIONS)]
 NonEmpty = Annotated[str, Strict(), Field(min_length=1)]
+# `report_to: tensorboard` reads as `[tensorboard]`, as the transformers Trainer takes it; the one tracker that works offline
+Trackers = Annotated[list[Literal["tensorboard"]], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
 
 
 class Section(BaseModel):
@@ -71,8 +73,16 @@ class LoopConfig(Section):
     pad_to_multiple_of: Annotated[int, Strict(), Field(ge=1, le=MAX_POSITIONS)] = 8
     logging_steps: Count = 10
     early_stopping_patience: NonNegative = 0  # epochs without held-out improvement; 0 = off
-    keep_checkpoints: Count = 1
+    keep_checkpoints: Count = 1  # epoch checkpoints kept while the run goes on (the newest ones)
+    # a finished run removes OUTPUT/checkpoints so that the folder ships as is; an interrupted one keeps them for --resume
+    keep_checkpoints_after_training: Bool = False
+    report_to: Trackers = Field(default_factory=list)  # experiment trackers beside log.jsonl: [tensorboard] writes OUTPUT/logs/
     progress_bar: Bool = True
+
+    @model_validator(mode="after")
+    def _trackers_once(self) -> LoopConfig:
+        _rule(len(set(self.report_to)) == len(self.report_to), "report_to", "names a tracker twice", self.report_to)
+        return self
 
 
 class BertShape(Section):

@@ -17,8 +17,10 @@ model, and publishes the inner model, so the output loads like any other. Each c
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from arner.core import corpus
 from arner.core import public as external
@@ -26,12 +28,21 @@ from arner.core.conventions import ID2TAG, TAG2ID, words
 from arner.core.corpus import Document, split
 from arner.train.config import TrainConfig
 from arner.train.data import IGNORE, TagSets, fingerprint, weighted, window_examples
-from arner.train.loop import fit, make_accelerator, prepare_output, publish, save_model
+from arner.train.finetune_card import finetune_card
+from arner.train.loop import finish_output, finished_run, fit, make_accelerator, prepare_output, publish, save_model
 from arner.train.model import check_positions, resolve
 from arner.train.partial import PartialLabelModel, inner
 
-# (model, tokenizer, documents, device) -> scores; held-out scores must hold "strict_f1"
-HeldoutScorer = Callable[[object, object, Sequence[Document], object], dict]
+
+class HeldoutScorer(Protocol):
+    """(model, tokenizer, documents, device) -> scores holding "strict_f1"; with `interval`, their bootstrap intervals too.
+
+    The interval is asked for once, for the final model (it resamples the article's paragraphs a thousand times).
+    """
+
+    def __call__(self, model, tokenizer, documents: Sequence[Document], device, interval: bool = False) -> dict: ...
+
+
 FinalScorer = Callable[[object, object, object], dict]  # (model, tokenizer, device) -> named scores
 
 
@@ -115,14 +126,19 @@ def training_features(
     return features, collator
 
 
-def metadata(config: TrainConfig, fold: int | None, article_docs, heldout_docs, extra: dict, train_docs, final: dict) -> dict:
-    """What `arner.json` records about a run besides the model."""
+def metadata(
+    config: TrainConfig, fold: int | None, article_docs, heldout_docs, extra: dict, train_docs, final: dict, config_path: str, command: str
+) -> dict:
+    """What `arner.json` records about a run besides the model (and what its card shows)."""
     tiny = "tiny (built offline: WordPiece on the training articles + random BertConfig)"
     return {
         "config": config.to_dict(),
+        "config_file": config_path,
+        "command": command,
         "base_model": config.model if config.model != "tiny" else tiny,
         "fold": fold,
         "train_docs": [d.doc for d in article_docs],
+        "train_articles": corpus_summary(article_docs),
         "extra_train": {name: corpus_summary(docs) for name, docs in extra.items()},
         "heldout_docs": [d.doc for d in heldout_docs],
         "data_fingerprint": fingerprint(train_docs + heldout_docs),
@@ -148,13 +164,25 @@ def train(
     config_path: str = "config",
     score_heldout: HeldoutScorer | None = None,
     score_final: FinalScorer | None = None,
+    command: str = "",
 ) -> dict:
-    """Train, write a Hugging Face model folder at `output`, and return the final metrics."""
+    """Train, write a Hugging Face model folder at `output` (with its card), and return the final metrics.
+
+    `command` (the command line that ran it) goes into arner.json and the card. Resuming a finished run
+    of the same config and data (its checkpoints removed) trains nothing and returns its metrics.
+    """
     from transformers import AutoModelForTokenClassification
 
     output = Path(output)
-    accelerator = make_accelerator(config)
+    accelerator = make_accelerator(config, output, config_path)
     article_docs, heldout_docs, extra, train_docs = load_training_documents(config, fold)
+    if resume:
+        done = finished_run(output, config.to_dict(), fold=fold, data_fingerprint=fingerprint(train_docs + heldout_docs))
+        if done is not None:
+            if accelerator.is_main_process:
+                print(f"{output} holds a finished run of this config and data: nothing to resume", file=sys.stderr)
+            accelerator.end_training()
+            return done["metrics"]
     sets = label_sets(config)
     base = pretrained_base(config, config_path, accelerator)
     checkpoints = prepare_output(accelerator, output, resume)
@@ -185,12 +213,14 @@ def train(
             final["model_epoch"] = state["best_epoch"]
         if evaluate is not None:
             final["best_epoch"] = state["best_epoch"]
-            # the last epoch's row already scored these weights (unless the best epoch's were reloaded)
-            final["heldout"] = evaluate(model) if reloaded or not history else history[-1]["heldout"]
+            # the published weights scored again (the last epoch's row scored the same ones, unless the best epoch's were
+            # reloaded), now with the bootstrap intervals the card shows
+            final["heldout"] = score_heldout(model, tokenizer, heldout_docs, accelerator.device, interval=True)
         if score_final is not None:
             final.update(score_final(model, tokenizer, accelerator.device))
         model.config.id2label, model.config.label2id = dict(ID2TAG), dict(TAG2ID)
-        publish(model, tokenizer, output, metadata(config, fold, article_docs, heldout_docs, extra, train_docs, final), config.max_length)
-    accelerator.wait_for_everyone()
+        meta = metadata(config, fold, article_docs, heldout_docs, extra, train_docs, final, config_path, command)
+        publish(model, tokenizer, output, meta, config.max_length, card=lambda m: finetune_card(output.name, m, str(output)))
+    finish_output(accelerator, output, config.keep_checkpoints_after_training)
     accelerator.end_training()
     return final

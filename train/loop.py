@@ -6,7 +6,8 @@ the driver, as spaCy's `train_while_improving`: epochs, held-out scoring and ear
 row and an atomic checkpoint at every epoch end, resume. `train_epoch` is the step loop; a loss or
 weights turned NaN or inf stop it (`TrainingDiverged`) before anything is logged, saved or published. The pieces
 around it: `batches` (length-grouped batches in a (seed, epoch) order), `optim` (AdamW, warmup then
-linear decay), `checkpoints` (log.jsonl, checkpoints, model files; re-exported here).
+linear decay), `checkpoints` (log.jsonl, checkpoints, model files; re-exported here), `tracking`
+(`report_to`: accelerate's trackers, TensorBoard, beside log.jsonl).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Any
 
 import torch
 
+from arner.train import tracking
 from arner.train.batches import EpochBatches
 from arner.train.checkpoints import (
     RunLog,
+    finish_output,
+    finished_run,
     last_checkpoint,
     load_checkpoint,
     prepare_output,
@@ -38,6 +42,8 @@ __all__ = [
     "EpochBatches",
     "Training",
     "TrainingDiverged",
+    "finish_output",
+    "finished_run",
     "fit",
     "last_checkpoint",
     "make_accelerator",
@@ -62,17 +68,20 @@ def mixed_precision(config: LoopConfig) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def make_accelerator(config: LoopConfig):
+def make_accelerator(config: LoopConfig, output: Path | None = None, where: str = "config"):
+    """The run's Accelerator; with `report_to`, its trackers write under `output/logs` (a missing tracker package is a ConfigError)."""
     import transformers
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    tracking.check_available(config, where)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=mixed_precision(config),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
+        **tracking.accelerator_options(config, output),
     )
     set_seed(config.seed)
     return accelerator
@@ -123,6 +132,7 @@ def start(
     if resume:
         state = load_checkpoint(accelerator, checkpoints) or state
         log.truncate(state["global_step"])  # rows of the interrupted epoch go: it runs again
+    tracking.start(accelerator, config, desc, state["global_step"] if resume else None)
     show = config.progress_bar and accelerator.is_local_main_process
     progress = tqdm(total=total_steps, initial=state["global_step"], disable=not show, desc=desc)
     return Training(accelerator, model, optimizer, scheduler, loader, sampler, config, total_steps, state, checkpoints, log, progress)
@@ -159,6 +169,7 @@ def fit(
             t.state["epoch"] = epoch + 1
             t.state["history"].append(row)
             t.log.write(row)
+            tracking.log_epoch(accelerator, config, row)
             if accelerator.is_main_process:
                 t.progress.write(epoch_line(row, config.epochs, score_key), file=sys.stderr)
             save_checkpoint(accelerator, t.checkpoints, t.state, config.keep_checkpoints)
@@ -169,6 +180,7 @@ def fit(
                 break
     finally:
         t.progress.close()
+        tracking.finish(accelerator)
     return accelerator.unwrap_model(t.model), t.state
 
 
@@ -260,7 +272,9 @@ def train_epoch(t: Training, epoch: int) -> dict:
         t.progress.update(1)
         if t.state["global_step"] % config.logging_steps == 0:
             check_finite(t, epoch, meter, weights=False)
-            t.log.write(step_row(t, epoch, meter))
+            row = step_row(t, epoch, meter)
+            t.log.write(row)
+            tracking.log_step(accelerator, config, row)
         if t.done:  # max_steps: this epoch ends here, checkpointed like any other
             break
     check_finite(t, epoch, meter, weights=True)

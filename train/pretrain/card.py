@@ -1,56 +1,30 @@
-"""The model card (README.md) of the shipped encoder, in the Hugging Face format: YAML front matter, then Markdown.
+"""Model cards (README.md, Hugging Face format) of pretrained encoders: an `arner pretrain` run folder, the shipped encoder.
 
-Everything in it comes from the run's `arner.json` (config, inputs read, metrics, cumulative
-tokens and steps), the probes run at shipping time and the fingerprints of the shipped files.
+Everything in them comes from the run's `arner.json` (config, inputs read, metrics, cumulative
+tokens and steps); the shipped encoder's card adds the probes run at shipping time and the
+fingerprints of the shipped files.
 """
 
 from __future__ import annotations
 
-# What each text input is and under which terms it was read (../shared/external/*/README.md).
-SOURCES = {
-    "saudinewsnet": ("SaudiNewsNet: 2015 Saudi newspaper articles", "CC BY-NC-SA 4.0, research use only; articles owned by the newspapers"),
-    "ant-multisource": (
-        "ANT multi-source: 2018 pan-Arab news sites (Al Arabiya, BBC, CNN, France24, Sky News)",
-        "research use with citation (Chouigui et al. 2021); articles owned by the sites",
-    ),
-    "ant-jawharafm": (
-        "ANT JawharaFM: Tunisian radio news",
-        "Apache 2.0 with a citation request (Chouigui et al. 2017); articles owned by Jawhara FM",
-    ),
-    "arwiki-comparable": ("Arabic Wikipedia (WikiDocsAligner comparable corpus)", "CC BY-SA 4.0"),
-    "anercorp": ("ANERcorp training split (tokens only, no labels)", "CC BY-SA 4.0 (CAMeL Lab splits)"),
-    "newsfane_gold": ("NewsFANE Gold (tokens only)", "CC BY-SA 3.0"),
-    "aqmar": ("AQMAR Wikipedia NER corpus (tokens only)", "CC BY-SA 3.0"),
-    "wojood_sample": ("Wojood sample, train and validation splits (tokens only)", "MIT"),
+from arner.core.tables import table
+from arner.train import cards
+
+FRONT_MATTER = {  # the shipped encoder: its terms are the narrowest of its sources' (see "Data and terms")
+    "language": ["ar"],
+    "license": "other",
+    "license_name": "research-non-commercial",
+    "library_name": "transformers",
+    "tags": ["electra", "arabic", "replaced-token-detection", "arner"],
 }
-FRONT_MATTER = """---
-language:
-- ar
-license: other
-license_name: research-non-commercial
-library_name: transformers
-tags:
-- electra
-- arabic
-- replaced-token-detection
-- arner
----
-"""
-
-
-def source_of(path: str) -> str:
-    for key in SOURCES:
-        if f"/{key}/" in path.replace("\\", "/"):
-            return key
-    return ""
 
 
 def data_table(inputs: list[dict]) -> str:
-    rows = ["| input | what | units read | characters | terms |", "| --- | --- | ---: | ---: | --- |"]
+    rows = []
     for x in inputs:
-        what, terms = SOURCES.get(source_of(x.get("path", "")), ("", "see the file's own README"))
-        rows.append(f"| `{x.get('path', '')}` | {what} | {x.get('units', 0):,} | {x.get('chars', 0):,} | {terms} |")
-    return "\n".join(rows)
+        source = cards.source_of(x.get("path", ""))
+        rows.append([f"`{x.get('path', '')}`", source.what, f"{x.get('units', 0):,}", f"{x.get('chars', 0):,}", source.terms])
+    return "\n".join(table(["input", "what", "units read", "characters", "terms"], rows, "llrrl"))
 
 
 def heads(n: int) -> str:
@@ -73,6 +47,8 @@ def heldout_lines(metrics: dict) -> list[str]:
         return ["- No held-out rows were kept in this run."]
     first = metrics.get("first_heldout", {})
     keys = [
+        ("mlm_loss", "MLM loss (nats per masked subword)"),
+        ("perplexity", "perplexity of the masked subwords"),
         ("discriminator_loss", "discriminator loss (binary cross-entropy per subword)"),
         ("replaced_f1", "replaced-subword detection F1"),
         ("replaced_accuracy", "replaced-subword detection accuracy"),
@@ -155,7 +131,8 @@ def encoder_card(name: str, meta: dict, found: dict, prints: dict[str, str], com
         "",
         "## Data and terms",
         "",
-        "Read from `../shared/external` at run time; no text is in this folder or the repository. Not inputs:",
+        "Read from `../shared/external` at run time (the NER corpora as token text, without their labels); no text is in this",
+        "folder or the repository. Not inputs:",
         "ANERcorp test, the Wojood test split, the five annotated articles. Left out of the inputs: the ANT and",
         "Wikipedia documents that share a word 8-gram with an ANERcorp test sentence (each corpus's",
         "`anercorp_overlap.tsv`; `configs/pretrain-exclude/`) and NewsFANE's sentences that are ANERcorp test text.",
@@ -188,4 +165,110 @@ def encoder_card(name: str, meta: dict, found: dict, prints: dict[str, str], com
         *[f"| `{f}` | `{h}` |" for f, h in prints.items()],
         "",
     ]
-    return FRONT_MATTER + "\n" + "\n".join(body)
+    return cards.front_matter(FRONT_MATTER) + "\n" + "\n".join(body)
+
+
+# -- the card of an `arner pretrain` run folder ------------------------------------------------------
+
+OBJECTIVES = {  # objective: (title, tags, the pipeline its folder loads in, the held-out figures of its model-index)
+    "mlm": (
+        "a BERT masked-language model",
+        ["fill-mask", "bert"],
+        "fill-mask",
+        [("mlm_loss", "loss", "held-out MLM loss"), ("perplexity", "perplexity", "held-out perplexity")],
+    ),
+    "electra": (
+        "an ELECTRA encoder (replaced-token detection)",
+        ["electra", "replaced-token-detection"],
+        None,  # the discriminator detects replaced tokens: no transformers pipeline does that
+        [("replaced_f1", "f1", "held-out replaced-subword F1"), ("discriminator_loss", "loss", "held-out discriminator loss")],
+    ),
+}
+
+
+def pretrain_front(name: str, meta: dict) -> str:
+    config, objective = meta["config"], meta["config"]["objective"]
+    _, tags, pipeline, figures = OBJECTIVES[objective]
+    base = None if config["model"] == "scratch" else config["model"]
+    licences = [(cards.source_of(x.get("path", "")).license, None) for x in meta.get("inputs", []) if x.get("units", 1)]
+    if base is not None:
+        licences.append(cards.folder_licence(base))
+    held = meta.get("metrics", {}).get("heldout") or {}
+    task = "fill-mask" if objective == "mlm" else "feature-extraction"
+    results = [
+        cards.eval_result(task, "arner-pretraining-text", "held-out packed rows", "held out", metric, what, held[key])
+        for key, metric, what in figures
+        if key in held
+    ]
+    datasets = sorted({key for x in meta.get("inputs", []) if x.get("units", 1) and (key := cards.source_key(x.get("path", "")))})
+    fields = {
+        "language": ["ar"],
+        **cards.combined_licence(licences or [("", None)]),
+        "library_name": "transformers",
+        "pipeline_tag": pipeline,
+        "tags": [*tags, "pretraining", *cards.TAGS],
+        "base_model": cards.hub_id(base) if base else None,
+        "datasets": datasets,
+    }
+    return cards.front_matter(fields, results, model_name=name)
+
+
+def pretrain_card(name: str, meta: dict, path: str | None = None) -> str:
+    """The card of the `arner pretrain` run folder named `name`, from its arner.json record; `path` (default `name`) loads it."""
+    path = path or name
+    config, metrics, data = meta["config"], meta.get("metrics", {}), meta.get("data", {})
+    total = meta.get("pretraining_total", {})
+    title, _, pipeline, _ = OBJECTIVES[config["objective"]]
+    shape = config["bert"]
+    use = [f'pipeline("fill-mask", model="{path}")' if pipeline else f'AutoModelForPreTraining.from_pretrained("{path}")']
+    origin = "from scratch" if config["model"] == "scratch" else "continuing `" + config["model"] + "`"
+    body = [
+        f"# {name}: {title} for Arabic, pretrained by arner",
+        "",
+        f"Made by `arner pretrain` {origin}; fine-tune it for the project's NER like any checkpoint:",
+        "",
+        "```bash",
+        f"arner train --config configs/tiny.yaml --set model={path}",
+        "```",
+        "",
+        f"or load it with transformers: `{use[0]}`.",
+        "",
+        "## Model",
+        "",
+        f"- Base: {meta.get('base_model', config['model'])}.",
+        f"- Shape (from scratch: the config's `bert` section): {shape['num_hidden_layers']} layers of hidden {shape['hidden_size']} "
+        f"({heads(shape['num_attention_heads'])}), {shape['max_position_embeddings']} positions."
+        if config["model"] == "scratch"
+        else "- Shape: the base model's (`config.json`).",
+        "- `work/` beside the model is the run's cache (tokenizer, packed rows): not part of the model; delete it or leave it out of an upload.",
+        "",
+        "## Data",
+        "",
+        "Read at run time (CoNLL corpora as text only, without their labels):",
+        "",
+        data_table(meta.get("inputs", [])),
+        "",
+        f"Packed into {data.get('rows', 0):,} rows of at most {config['max_length']} subwords ({data.get('tokens', 0):,} subwords).",
+        "",
+        "## Training",
+        "",
+        f"- This run: {metrics.get('tokens_seen', 0):,} tokens seen in {metrics.get('global_step', 0):,} optimizer steps "
+        f"({metrics.get('epochs_run', 0)} epochs, {metrics.get('train_seconds', 0):,} s on `{meta.get('device', '?')}`).",
+        f"- Cumulative, with the runs the base continued: **{total.get('tokens_seen', 0):,} tokens** in {total.get('runs', 1)} run(s).",
+        f"- Batch {config['batch_size']} (per process), learning rate {config['learning_rate']:g}, warmup ratio {config['warmup_ratio']:g}, "
+        f"{'whole-word' if config['whole_word_masking'] else 'subword'} masking of {config['mlm_probability']:g}, seed {config['seed']}.",
+        "",
+        "Held-out rows (left out of training), at the end of the run:",
+        "",
+        *heldout_lines(metrics),
+        "",
+        "## Limits",
+        "",
+        "- Small and briefly trained next to published Arabic encoders (AraBERT, CAMeLBERT: billions of tokens).",
+        "- Modern Standard Arabic news and encyclopedic text; dialects and other domains are thinly covered.",
+        "- The terms of the text above carry over to the weights in ways that are unsettled: the front matter's licence only summarizes them.",
+        "",
+        *cards.how_made(total.get("commands", []), meta.get("git_commit")),
+        "",
+    ]
+    return pretrain_front(name, meta) + "\n" + "\n".join(body)

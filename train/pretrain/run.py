@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from arner.train.config import ConfigError, PretrainConfig, TextInput
-from arner.train.loop import fit, make_accelerator, prepare_output, publish
+from arner.train.loop import finish_output, finished_run, fit, make_accelerator, prepare_output, publish
 from arner.train.model import check_positions
+from arner.train.pretrain.card import pretrain_card
 from arner.train.pretrain.data import (
     check_packed,
     load_rows,
@@ -110,11 +111,14 @@ TASKS = {
 }
 
 
-def metadata(config: PretrainConfig, base: str | None, manifest: dict, tokenizer, accelerator, final: dict, command: str) -> dict:
+def metadata(
+    config: PretrainConfig, base: str | None, manifest: dict, tokenizer, accelerator, final: dict, command: str, config_path: str = "config"
+) -> dict:
     """What `arner.json` records about a run besides the model (git commit, versions and device are added by `publish`)."""
     return {
         "task": TASKS[config.objective],
         "config": config.to_dict(),
+        "config_file": config_path,
         "base_model": config.model
         if base is not None
         else f"scratch (WordPiece learned from the text + random {'ElectraConfig' if config.objective == 'electra' else 'BertConfig'})",
@@ -126,6 +130,15 @@ def metadata(config: PretrainConfig, base: str | None, manifest: dict, tokenizer
         "metrics": final,
         "pretraining_total": cumulative(base, final, command),  # its last command is this run's
     }
+
+
+def finished(output: Path, config: PretrainConfig, inputs: Sequence[TextInput]) -> dict | None:
+    """arner.json of a finished run in `output` of this config that read these inputs (its checkpoints removed), if any."""
+    meta = finished_run(output, config.to_dict())
+    if meta is None or config.packed_rows:  # packed rows: the inputs are the packing run's, not checked here
+        return meta
+    read = [(x.get("path"), x.get("exclude") or "") for x in meta.get("inputs", [])]
+    return meta if read == [(x.path, x.exclude or "") for x in inputs] else None
 
 
 def pretrain(
@@ -153,7 +166,12 @@ def pretrain(
     inputs = as_inputs(texts) if texts else list(config.text)
     if not config.packed_rows:
         check_inputs(inputs, config_path)
-    accelerator = make_accelerator(config)
+    accelerator = make_accelerator(config, output, config_path)
+    if resume and not prepare_only and (done := finished(output, config, inputs)) is not None:
+        if accelerator.is_main_process:
+            log(f"{output} holds a finished run of this config and text: nothing to resume")
+        accelerator.end_training()
+        return done["metrics"]
     if prepare_only:
         (output / "work").mkdir(parents=True, exist_ok=True)
     else:
@@ -190,7 +208,8 @@ def pretrain(
     )
     final = summary(state, train_lengths, len(held_data), started)
     if accelerator.is_main_process:
-        publish(model, tokenizer, output, metadata(config, base, manifest, tokenizer, accelerator, final, command), config.max_length)
-    accelerator.wait_for_everyone()
+        meta = metadata(config, base, manifest, tokenizer, accelerator, final, command, config_path)
+        publish(model, tokenizer, output, meta, config.max_length, card=lambda m: pretrain_card(output.name, m, str(output)))
+    finish_output(accelerator, output, config.keep_checkpoints_after_training)
     accelerator.end_training()
     return final

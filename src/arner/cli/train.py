@@ -35,7 +35,8 @@ def train(
 
     cfg = load_config(config, set_ or [])
     out = output or Path("runs") / (config.stem + (f"-fold{fold}" if fold is not None else ""))
-    print_metrics(run(cfg, out, fold=fold, resume=resume, config_path=str(config)))
+    command = shlex.join(["arner", *sys.argv[1:]])
+    print_metrics(run(cfg, out, fold=fold, resume=resume, config_path=str(config), command=command))
     if os.environ.get("RANK", "0") == "0":  # where the model is and what to run next, on stderr (stdout is the metrics JSON)
         typer.echo(f"wrote the model to {out}; next: arner predict --model {out} TEXT_FILES... (or arner serve --model {out})", err=True)
 

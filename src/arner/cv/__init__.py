@@ -106,11 +106,13 @@ def bert_predictions(
     device: str = "auto",
     batch_size: int = defaults.BATCH_SIZE,
     log: Callable[[str], None] = lambda _: None,
+    command: Callable[[Path, int], str] = lambda model_dir, k: "",
 ) -> tuple[list[tuple[str, list]], list[dict]]:
     """Train on four articles and tag the fifth, for each fold (models kept under `work/fold-K`).
 
     The trainer adds the config's `extra_train` corpora and scores its `external_test` corpora
-    (`arner.json` metrics), which are returned per fold.
+    (`arner.json` metrics), which are returned per fold. `command(model_dir, k)` is the `arner train`
+    line that makes fold K's model alone, recorded in its arner.json and model card.
 
     `config` (a loaded `TrainConfig`) must make the trainer read the same annotation folder as `documents`
     (see `with_annotations`): the trainer's fold K holds out its K-th document, which `check_heldout` verifies.
@@ -122,7 +124,7 @@ def bert_predictions(
     for k, held in enumerate(documents):
         model_dir = work / f"fold-{k}"
         log(f"bert fold {k}: training without {held.doc} -> {model_dir}")
-        train(config, model_dir, fold=k, resume=resume)
+        train(config, model_dir, fold=k, resume=resume, command=command(model_dir, k))
         check_heldout(model_dir, held.doc)
         tagger = Tagger.from_pretrained(model_dir, device=device, batch_size=batch_size)
         (entities,) = tagger([held.text])
@@ -176,6 +178,18 @@ def command_line(config: Path | None, out: Path, overrides: Sequence[str], syste
     return commands.command_line(["arner", "cv"], options, defaults)
 
 
+def fold_commands(config: Path, overrides: Sequence[str], loaded, train_config) -> Callable[[Path, int], str]:
+    """`(model_dir, k)` -> the `arner train` line that makes fold K's model as `arner cv` does (its annotation folder included)."""
+    sets = list(overrides)
+    if train_config.annotations != loaded.annotations:  # `with_annotations` pointed the trainer at --gold
+        sets.append(f"annotations={train_config.annotations}")
+
+    def line(model_dir: Path, k: int) -> str:
+        return commands.command_line(["arner", "train"], {"config": config, "output": model_dir, "fold": k, "set": sets}, {"set": []})
+
+    return line
+
+
 def all_predictions(
     systems: Sequence[str],
     documents: Sequence[Document],
@@ -186,12 +200,13 @@ def all_predictions(
     device: str,
     batch_size: int,
     log: Callable[[str], None],
+    command: Callable[[Path, int], str] = lambda model_dir, k: "",
 ) -> tuple[dict[str, list[tuple[str, list]]], dict[str, list[dict]]]:
     """Each system's held-out predictions per fold, and its external test scores per fold."""
     rows, external_rows = {}, {}
     for name in systems:
         if name == "bert":
-            rows[name], external_rows[name] = bert_predictions(train_config, documents, work_dir, resume, device, batch_size, log)
+            rows[name], external_rows[name] = bert_predictions(train_config, documents, work_dir, resume, device, batch_size, log, command)
         else:
             rows[name], external_rows[name] = baseline_predictions(name, documents, log, ext)
     return rows, external_rows
@@ -241,14 +256,15 @@ def run(
         raise ValueError("the bert system needs --config configs/NAME.yaml (or leave it out with --systems memorization,crf)")
     atomic.check_owned(atomic.check_target(out), OUTPUT_FILES, "arner cv output")  # before hours of training, not after
     documents = corpus.load(gold)
-    train_config, ext = None, ExternalData()
+    train_config, ext, fold_command = None, ExternalData(), lambda model_dir, k: ""
     if config is not None:
         from arner.train.config import load_config
 
-        train_config = load_config(config, overrides)  # a bad config or override is reported before any fold is trained
-        train_config, ext = with_annotations(train_config, gold), ExternalData.from_config(train_config)
+        loaded = load_config(config, overrides)  # a bad config or override is reported before any fold is trained
+        train_config, ext = with_annotations(loaded, gold), ExternalData.from_config(loaded)
+        fold_command = fold_commands(config, overrides, loaded, train_config)
     work_dir = work or Path("runs") / "cv" / (config.stem if config else "baselines")
-    rows, external_rows = all_predictions(systems, documents, train_config, ext, work_dir, resume, device, batch_size, log)
+    rows, external_rows = all_predictions(systems, documents, train_config, ext, work_dir, resume, device, batch_size, log, fold_command)
     command = command_line(config, out, overrides, systems, resamples, seed)
     with atomic.directory(out, owned=OUTPUT_FILES, what="arner cv output") as tmp:
         results = {name: score_system(name, rows[name], documents, tmp / name, resamples, seed) for name in systems}
