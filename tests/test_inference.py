@@ -8,6 +8,8 @@ import sys
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from arner.cli import app
@@ -232,3 +234,20 @@ def test_decoding_splits_an_entity_at_a_line_break(tagger):
     i_actor = tagger.labels.index("I-ACTOR")
     found = tagger._decode(text, ws, enc, (np.full(len(ws), i_actor), np.ones(len(ws))))
     assert [e.text for e in found] == ["كيريل دميترييف", "فلاديمير بوتين"]
+
+
+@given(st.lists(st.integers(1, 512), max_size=60), st.integers(1, 32))
+def test_padded_batches_cover_the_windows_in_order_within_size_and_padding(lengths, batch_size):
+    from arner.inference.tagger import MAX_PADDING, padded_batches
+
+    lengths = sorted(lengths)
+    ranges = padded_batches(lengths, batch_size)
+    assert [i for a, b in ranges for i in range(a, b)] == list(range(len(lengths)))
+    for a, b in ranges:
+        batch = lengths[a:b]
+        assert 1 <= len(batch) <= batch_size
+        assert len(batch) == 1 or len(batch) * batch[-1] <= sum(batch) * (1 + MAX_PADDING)
+    # a batch is closed early only for a reason: the next window would break the size or the padding
+    for (a, b), _ in zip(ranges, ranges[1:]):
+        batch, nxt = lengths[a:b], lengths[b]
+        assert len(batch) == batch_size or (len(batch) + 1) * nxt > (sum(batch) + nxt) * (1 + MAX_PADDING)
