@@ -17,7 +17,8 @@ def command_line(
 
     An option whose value is None, or equals its entry in `defaults`, is left out (pass no
     `defaults` to spell every option out). A list value is written as the command parses it:
-    `comma` (`--x 1,2`), `spaces` (`--x 1 2`, argparse nargs) or `repeat` (`--x 1 --x 2`).
+    `comma` (`--x 1,2`), `spaces` (`--x 1 2`, argparse nargs) or `repeat` (`--x 1 --x 2`). A bool
+    is a flag: `--x` when true, nothing when false.
     """
     defaults = defaults or {}
     parts = list(program)
@@ -25,7 +26,9 @@ def command_line(
         if value is None or (name in defaults and value == defaults[name]):
             continue
         flag = "--" + name.replace("_", "-")
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, bool):  # a flag: given when on, left out when off (every flag here is off by default)
+            parts += [flag] if value else []
+        elif isinstance(value, (list, tuple)):
             values = [str(v) for v in value]
             if lists == "comma":
                 parts += [flag, ",".join(values)]
