@@ -146,3 +146,17 @@ def test_predict_with_int8_and_serve_settings_take_the_option(tiny_model, tmp_pa
     assert ServeSettings(precision="int8").precision == "int8"
     with pytest.raises(SettingsError, match="--precision must be"):
         ServeSettings(precision="int4")
+
+
+def test_int8_leaves_electras_embedding_projection_in_fp32():
+    from transformers import ElectraConfig, ElectraForTokenClassification
+
+    from arner.inference.precision import quantize_int8
+
+    config = ElectraConfig(
+        vocab_size=100, embedding_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=7
+    )
+    model = quantize_int8(ElectraForTokenClassification(config).eval())
+    kinds = {n: type(m).__module__ for n, m in model.named_modules() if type(m).__name__ == "Linear"}
+    assert "quantized" not in kinds["electra.embeddings_project"] and "quantized" not in kinds["classifier"]
+    assert any("quantized" in k for k in kinds.values())  # the encoder's own layers are int8

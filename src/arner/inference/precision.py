@@ -7,7 +7,9 @@
 - `fp16`: GPUs only (CPUs have no fast fp16 matmul).
 - `int8`: dynamic int8 quantization of the Linear layers (weights int8, activations quantized per
   batch), CPU only. The classification head stays fp32, as NER quantization studies do: it is a
-  tiny share of the FLOPs and the layer whose rounding moves labels most.
+  tiny share of the FLOPs and the layer whose rounding moves labels most. So does ELECTRA's
+  embedding projection, which feeds every layer: quantized, it changed 0.52% of the shipped
+  encoder's word tags; kept, 0.05% (reports/inference/precision-encoder.md).
 
 Checked against fp32 on trained models (word-tag agreement and pooled F1): scripts/precision_check.py.
 """
@@ -21,8 +23,9 @@ import torch
 
 from arner.core.defaults import PRECISIONS
 
-# Linear layers int8 leaves in fp32: the token-classification heads of BERT, ELECTRA, XLM-R and most others
-KEEP_FP32 = ("classifier",)
+# Linear layers int8 leaves in fp32: the token-classification heads of BERT, ELECTRA, XLM-R and most others,
+# and ELECTRA's projection of its small embeddings to the hidden size
+KEEP_FP32 = ("classifier", "embeddings_project")
 
 
 def cpu_flags() -> set[str]:
