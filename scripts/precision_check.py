@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
+from arner.bench.infer import load_tagger
 from arner.core import atomic, corpus
+from arner.core.defaults import BATCH_SIZE, STRIDE
 from arner.core.tables import table
 from arner.eval.spanscore import span_scores
 from arner.eval.training import train
-from arner.inference import Tagger
-from arner.inference.onnx import export_onnx
 from arner.inference.precision import cpu_has_bf16
 from arner.train.config import load_config
 
@@ -34,14 +34,6 @@ AGREEMENT_BAR, F1_BAR = 0.995, 0.005
 
 def precisions() -> list[str]:
     return ["fp32", "int8"] + (["bf16"] if cpu_has_bf16() else []) + ["onnx-fp32", "onnx-int8"]
-
-
-def load(model: Path, precision: str, work: Path) -> Tagger:
-    if precision.startswith("onnx-"):
-        folder = work / f"{model.name}-{precision}"
-        export_onnx(model, folder, "int8" if precision == "onnx-int8" else "none")
-        return Tagger.from_pretrained(folder)
-    return Tagger.from_pretrained(model, device="cpu", precision=precision)
 
 
 def main() -> None:
@@ -61,7 +53,7 @@ def main() -> None:
         for k, doc in enumerate(documents):
             train(config, work / f"fold-{k}", fold=k)
             for p in names:
-                tagger = load(work / f"fold-{k}", p, work)
+                tagger = load_tagger(work / f"fold-{k}", "cpu", BATCH_SIZE, STRIDE, p, work)
                 tags[p].append(tagger.word_tags(doc.text))
                 spans[p].append([e.span() for e in tagger(doc.text)])
     gold = [d.spans for d in documents]

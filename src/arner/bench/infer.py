@@ -166,8 +166,9 @@ def load_tagger(folder: Path, dev, batch_size: int, stride: int, precision: str,
     from arner.inference.onnx import export_onnx
 
     if precision in ONNX_PRECISIONS:
-        export_onnx(folder, tmp / "onnx", precision.removeprefix("onnx-").replace("fp32", "none"))
-        return Tagger.from_pretrained(tmp / "onnx", device="cpu", batch_size=batch_size, stride=stride)
+        export = tmp / f"{folder.name}-{precision}"
+        export_onnx(folder, export, "int8" if precision == "onnx-int8" else "none")
+        return Tagger.from_pretrained(export, device="cpu", batch_size=batch_size, stride=stride)
     return Tagger.from_pretrained(folder, device=str(dev), batch_size=batch_size, stride=stride, precision=precision)
 
 

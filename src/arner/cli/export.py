@@ -20,9 +20,7 @@ def export(
     """Export a model for ONNX Runtime; `arner predict --model OUT`, `arner serve` and `Tagger` load the folder."""
     if fmt != "onnx":
         raise ValueError(f"--format must be onnx, got {fmt!r}")
-    from arner.inference.onnx import QUANTIZE, export_onnx
+    from arner.inference.onnx import export_onnx
 
-    if quantize not in QUANTIZE:  # before the model loads
-        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
-    record = export_onnx(model, out, quantize)
+    record = export_onnx(model, out, quantize)  # checks --quantize before the model loads
     typer.echo(f"wrote {out} (onnx opset {record['opset']}, quantize {quantize}); next: arner predict --model {out} TEXTS")

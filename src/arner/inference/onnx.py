@@ -45,14 +45,14 @@ class OnnxTokenClassifier(torch.nn.Module):
     A Module, so the hooks and `.config` that code around a torch model uses work unchanged.
     """
 
-    def __init__(self, folder: str | Path, threads: int | None = None):
+    def __init__(self, folder: str | Path):
         super().__init__()
         import onnxruntime
         from transformers import AutoConfig
 
         self.config = AutoConfig.from_pretrained(str(folder))
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()  # the thread budget torch has, so benches compare alike
+        options.intra_op_num_threads = torch.get_num_threads()  # the thread budget torch has, so benches compare alike
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(Path(folder) / ONNX_FILE), options, providers=["CPUExecutionProvider"])
         self.precision = "onnx-int8" if export_record(folder).get("quantize") == "int8" else "onnx-fp32"

@@ -89,6 +89,7 @@ class Tagger:
         max_length: int | None = None,
         trim_proclitics: bool = True,
         threshold: float = THRESHOLD,
+        precision: str | None = None,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -104,7 +105,12 @@ class Tagger:
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.labels = [self.id2label[i] for i in range(len(self.id2label))]
         self._units: dict[str, bool] = {}
-        self.precision = str(next(iter(model.parameters()), torch.empty(0)).dtype).removeprefix("torch.")  # from_pretrained names it
+        # what the model runs in: from_pretrained names it; an ONNX model carries its own; else the weights' dtype
+        self.precision = (
+            precision
+            or getattr(model, "precision", None)
+            or str(next(iter(model.parameters()), torch.empty(0)).dtype).removeprefix("torch.")
+        )
 
     def _known_unit(self, piece: str) -> bool:
         """Whether the tokenizer keeps `piece` as one token (cached: entities are few)."""
@@ -128,18 +134,14 @@ class Tagger:
             dev = resolve_device("cpu" if device == "auto" else device)
             if dev.type != "cpu" or precision not in ("auto", "fp32"):
                 raise ValueError(f"{path} is an ONNX export: it runs on the CPU as exported (--device cpu, --precision auto)")
-            tagger = cls(OnnxTokenClassifier(path), _load_tokenizer(path), dev, batch_size, **kwargs)
-            tagger.precision = tagger.model.precision
-            return tagger
+            return cls(OnnxTokenClassifier(path), _load_tokenizer(path), dev, batch_size, **kwargs)
         dev = resolve_device(device)
         concrete = check_precision(precision, dev)  # an fp16 folder (the shipped encoder) runs in fp32 on a CPU by default
         try:
             model = _load_classifier(path, load_dtype(concrete))
         except (OSError, ValueError, KeyError) as e:
             raise ModelLoadError(f"{path}: cannot load a token-classification model: {e}") from None
-        tagger = cls(apply_precision(model.to(dev), concrete), _load_tokenizer(path), dev, batch_size, **kwargs)
-        tagger.precision = concrete
-        return tagger
+        return cls(apply_precision(model.to(dev), concrete), _load_tokenizer(path), dev, batch_size, precision=concrete, **kwargs)
 
     def __call__(self, texts: str | Sequence[str], threshold: float | None = None) -> list[Entity] | list[list[Entity]]:
         if isinstance(texts, str):
